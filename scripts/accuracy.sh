@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Accuracy suite (issue 5, item 2), the long version of tests/accuracy.rs.
+#
+# Runs server pathologies whose true latency distribution is known analytically against the
+# built-in server (`loadgen serve`, pinned to CPU 0) with loadgen (pinned to CPU 1), computes
+# the truth at p50/p90/p99/p99.9 and prints loadgen's corrected and uncorrected percentiles and
+# the error of the corrected one. Each pathology is also run with wrk (Debian's, closed loop:
+# `wrk -t1 -c<same> -d<same> --latency`) to show what a closed-loop tool reports. Finally the
+# light-load baseline from issue 5: the single-connection low-load p50 (wrk -c1) against
+# loadgen's p50 and send lag at -R 200 -c 1 and -R 20000 -c 50. Loopback only.
+#
+# Env: DUR (seconds per run, default 10), SKIP_BUILD=1 (use the existing release binary),
+#      OUT (raw output directory, default a fresh one under /tmp).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+DUR=${DUR:-10}
+BIN=target/release/loadgen
+OUT=${OUT:-$(mktemp -d /tmp/loadgen-accuracy.XXXXXX)}
+mkdir -p "$OUT"
+
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    cargo build --release --quiet
+fi
+if ! command -v wrk >/dev/null; then
+    apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+fi
+
+SERVER_PID=
+stop_server() {
+    if [[ -n "$SERVER_PID" ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}
+trap stop_server EXIT
+
+# start_server NAME KNOBS... : starts a fresh server (the stall clock starts with it), sets URL.
+start_server() {
+    local name=$1
+    shift
+    stop_server
+    taskset -c 0 "$BIN" serve --listen 127.0.0.1:0 --threads 1 "$@" >"$OUT/$name.server.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 100); do
+        if grep -q '^listening on ' "$OUT/$name.server.log"; then break; fi
+        sleep 0.05
+    done
+    URL=$(sed -n 's/^listening on //p' "$OUT/$name.server.log" | head -1)
+    [[ -n "$URL" ]] || { echo "server did not start: $(cat "$OUT/$name.server.log")" >&2; exit 1; }
+    # The stall schedules below count from server start and assume the run starts ~0.3 s later.
+    sleep 0.3
+}
+
+# pathology NAME CONNS RATE -- KNOBS... : one loadgen run and one wrk run, each on a fresh server.
+pathology() {
+    local name=$1 conns=$2 rate=$3
+    shift 4
+    echo "== $name: serve $* ; loadgen -t1 -c$conns -R$rate -d${DUR}s ; wrk -t1 -c$conns -d${DUR}s" >&2
+    start_server "$name" "$@"
+    taskset -c 1 "$BIN" -t1 -c"$conns" -R"$rate" -d"${DUR}s" --timeout 60s -U "$URL" >"$OUT/$name.loadgen.txt"
+    start_server "$name" "$@"
+    taskset -c 1 wrk -t1 -c"$conns" -d"${DUR}s" --timeout 60s --latency "$URL" >"$OUT/$name.wrk.txt"
+    stop_server
+}
+
+STALL_S=$(python3 -c "print($DUR/10)")          # single stall: 10% of the run
+STALL_AT=$(python3 -c "print($DUR*0.4)")
+pathology constant 4 200 -- --delay 5ms
+pathology single-stall 10 1000 -- --stall-at "${STALL_AT}s" --stall-for "${STALL_S}s"
+pathology periodic-stalls 10 1000 -- --stall-at 500ms --stall-for 200ms --stall-every 1s
+pathology bimodal 50 500 -- --slow-share 0.1 --slow-delay 20ms
+pathology capacity 50 500 -- --capacity 400
+
+# Light-load baseline (issue 5): true p50 from one connection at low load vs loadgen's p50.
+echo "== baseline: wrk -c1, loadgen -R200 -c1, loadgen -R20000 -c50" >&2
+start_server baseline
+taskset -c 1 wrk -t1 -c1 -d5s --latency "$URL" >"$OUT/baseline.wrk-c1.txt"
+# The truth at the same light load: wrk closed loop on one connection with 5 ms of think time
+# (~190 req/s) measures only its own send-to-response time, with the server as idle between
+# requests as it is under loadgen -R200 -c1.
+THINK=$(mktemp --suffix=.lua)
+printf 'function delay()\n  return 5\nend\n' >"$THINK"
+taskset -c 1 wrk -t1 -c1 -d5s --latency -s "$THINK" "$URL" >"$OUT/baseline.wrk-c1-think.txt"
+rm -f "$THINK"
+taskset -c 1 "$BIN" -t1 -c1 -R200 -d5s --latency "$URL" >"$OUT/baseline.R200-c1.txt"
+taskset -c 1 "$BIN" -t1 -c50 -R20000 -d5s --latency "$URL" >"$OUT/baseline.R20000-c50.txt"
+stop_server
+
+DUR="$DUR" OUT="$OUT" python3 - <<'PY'
+import os, re
+D = float(os.environ["DUR"]); out = os.environ["OUT"]
+
+def us(s):
+    for suf, m in (("us", 1), ("ms", 1e3), ("s", 1e6)):
+        if s.endswith(suf):
+            return float(s[: -len(suf)]) * m
+    raise ValueError(s)
+
+def loadgen(name):
+    """(corrected, uncorrected) dicts percentile -> ms, and the text."""
+    text = open(f"{out}/{name}").read()
+    dists, cur = [{}, {}], -1
+    for line in text.splitlines():
+        t = line.strip()
+        if t.startswith("Latency Distribution (HdrHistogram - Recorded"): cur = 0
+        elif t.startswith("Latency Distribution (HdrHistogram - Uncorrected"): cur = 1
+        elif cur >= 0 and (m := re.match(r"^([\d.]+)%\s+(\S+)$", t)):
+            dists[cur][float(m.group(1))] = us(m.group(2)) / 1e3
+    return dists[0], dists[1], text
+
+def wrk(name):
+    d = {}
+    for line in open(f"{out}/{name}").read().splitlines():
+        if m := re.match(r"^\s*(50|75|90|99)%\s+(\S+)$", line):
+            d[float(m.group(1))] = us(m.group(2)) / 1e3
+    return d
+
+def count(text):
+    m = re.search(r"^\s*(\d+) requests in", text, re.M)
+    return int(m.group(1)) if m else 0
+
+PS = (50.0, 90.0, 99.0, 99.9)
+# Truth in ms at percentile p (None: a mode boundary, not comparable).
+def stalls(n, S):   # share slower than x is n·(S − x)/D for 0 < x < S
+    return lambda p: max(0.0, S - (1 - p / 100) * D / n) * 1e3
+R, C = 500.0, 400.0
+cases = [
+    ("constant 5 ms", "constant", lambda p: 5.0),
+    (f"single stall {D/10:g}s", "single-stall", stalls(1, D / 10)),
+    ("stalls 200ms/1s", "periodic-stalls", stalls(int(D), 0.2)),
+    ("bimodal 10% +20ms", "bimodal", lambda p: None if p == 90 else (0.0 if p < 90 else 20.0)),
+    ("capacity 400 @500 (all planned)", "capacity", lambda p: (p / 100 * D * (R / C - 1) + 1 / C) * 1e3),
+]
+rows = []
+for label, name, truth in cases:
+    cor, unc, text = loadgen(f"{name}.loadgen.txt")
+    w = wrk(f"{name}.wrk.txt")
+    for p in PS:
+        rows.append((label, p, truth(p), cor.get(p), unc.get(p), w.get(p)))
+    if name == "capacity":
+        # loadgen drains what was planned before the deadline (up to --timeout, 60 s here), so
+        # every planned request should be recorded.
+        print(f"capacity: {count(text)} requests recorded of {int(R*D)} planned (server can finish {int(C*D)} by the deadline)")
+
+def f(v):
+    return "-" if v is None else (f"{v/1e3:.3f} s" if v >= 1000 else f"{v:.3f} ms")
+
+print()
+print("Truth: the server's pathology only (base loopback cost, ~0.1 ms, not included).")
+print("wrk is closed loop: its numbers are what a tool subject to coordinated omission reports.")
+print()
+print("| pathology | percentile | truth | loadgen corrected | error % | loadgen uncorrected | wrk (closed loop) |")
+print("|---|---|---|---|---|---|---|")
+for label, p, t, c, u, w in rows:
+    if t is None or c is None:
+        err = "(mode boundary)" if t is None else "-"
+    elif t < 1.0:
+        err = f"n/a (abs {c - t:+.3f} ms)"
+    else:
+        err = f"{(c - t) / t * 100:+.1f}%"
+    print(f"| {label} | p{p:g} | {'boundary 0/20 ms' if t is None else f(t)} | {f(c)} | {err} | {f(u)} | {f(w)} |")
+
+print()
+print("Light-load baseline (built-in server, no delay):")
+w1 = wrk("baseline.wrk-c1.txt")
+print(f"| run | p50 | p99 | send lag |")
+print("|---|---|---|---|")
+print(f"| wrk -t1 -c1 (closed loop, true low-load latency) | {f(w1.get(50.0))} | {f(w1.get(99.0))} | - |")
+w2 = wrk("baseline.wrk-c1-think.txt")
+print(f"| wrk -t1 -c1 with 5 ms think time (~190 req/s: the same light load, server idle between requests; includes wrk's own wake-up) | {f(w2.get(50.0))} | {f(w2.get(99.0))} | - |")
+base = w1.get(50.0)
+for name, label in (("baseline.R200-c1.txt", "loadgen -R200 -c1"), ("baseline.R20000-c50.txt", "loadgen -R20000 -c50")):
+    cor, _, text = loadgen(name)
+    lag = re.search(r"^Send lag:\s+(.*)$", text, re.M)
+    ratio = f" ({cor[50.0]/base:.2f}x of wrk -c1" + (f", {cor[50.0]/w2[50.0]:.2f}x of think-time wrk)" if w2.get(50.0) else ")") if base and cor.get(50.0) else ""
+    print(f"| {label} | {f(cor.get(50.0))}{ratio} | {f(cor.get(99.0))} | {lag.group(1) if lag else '-'} |")
+PY
+echo
+echo "raw output: $OUT"

@@ -1,0 +1,442 @@
+#!/usr/bin/env bash
+# Side-by-side loopback benchmark: loadgen vs wrk (4.1, closed loop) [vs oha].
+#
+# Starts a private nginx (worker_processes 1, pinned to one core) on 127.0.0.1
+# serving a 600-byte static file, then runs each generator pinned to another
+# core and measures achieved rate, CPU per request (GNU time), peak RSS and
+# syscalls per request (separate run under `strace -c -f`).
+#
+# Env:
+#   DUR=10          duration of each run in seconds (QUICK=1 -> DUR=3)
+#   PORT=18080      first port to try for nginx (next free one is used if busy,
+#                   unless PORT was set explicitly)
+#   RATE=20000      target total rate for the open-loop (-R) runs
+#   LOADGEN=path    loadgen binary (default: <repo>/target/release/loadgen)
+#   SKIP_BUILD=1    do not run `cargo build --release`
+#   SKIP_STRACE=1   skip the strace runs (syscalls/req column shows "-")
+#   NGINX_CPU / GEN_CPU   override the cores used (default: first two allowed)
+#   LUA_ONLY=1      only the Lua-overhead runs: loadgen -R$RATE with and without the
+#                   scripts in scripts/bench/, and wrk with the same scripts
+#
+# Only ever talks to 127.0.0.1.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+
+if [[ "${QUICK:-0}" == 1 ]]; then DUR=3; fi
+DUR=${DUR:-10}
+RATE=${RATE:-20000}
+HOST=127.0.0.1
+PORT_EXPLICIT=0
+if [[ -n "${PORT:-}" ]]; then PORT_EXPLICIT=1; fi
+PORT=${PORT:-18080}
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+warn() { printf '[bench] WARNING: %s\n' "$*" >&2; }
+die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+
+[[ "$DUR" =~ ^[0-9]+$ && "$DUR" -gt 0 ]] || die "DUR must be a positive integer (got '$DUR')"
+[[ "$RATE" =~ ^[0-9]+$ && "$RATE" -gt 0 ]] || die "RATE must be a positive integer (got '$RATE')"
+[[ "$PORT" =~ ^[0-9]+$ ]] || die "PORT must be numeric (got '$PORT')"
+
+# --------------------------------------------------------------------------
+# Dependencies (Debian packages)
+# --------------------------------------------------------------------------
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO=(sudo); fi
+fi
+
+apt_retry() {
+    # Retries while another apt/dpkg holds the lock.
+    local i
+    for i in $(seq 1 30); do
+        if "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+            apt-get -o DPkg::Lock::Timeout=60 "$@"; then
+            return 0
+        fi
+        warn "apt-get $* failed (attempt $i); dpkg lock held? retrying in 10s"
+        sleep 10
+    done
+    return 1
+}
+
+missing=()
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v strace >/dev/null 2>&1 || missing+=(strace)
+command -v perf >/dev/null 2>&1 || missing+=(linux-perf)
+[[ -x /usr/bin/time ]] || missing+=(time)
+command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
+if ((${#missing[@]})); then
+    log "installing missing packages: ${missing[*]}"
+    apt_retry update
+    apt_retry install -y --no-install-recommends "${missing[@]}"
+fi
+NGINX_BIN=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+WRK_BIN=$(command -v wrk)
+
+# --------------------------------------------------------------------------
+# Build loadgen
+# --------------------------------------------------------------------------
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    log "building loadgen (cargo build --release) in $REPO_ROOT"
+    (cd "$REPO_ROOT" && cargo build --release)
+fi
+LOADGEN=${LOADGEN:-$REPO_ROOT/target/release/loadgen}
+[[ -x "$LOADGEN" ]] || die "loadgen binary not found/executable: $LOADGEN"
+
+# --------------------------------------------------------------------------
+# CPU pinning
+# --------------------------------------------------------------------------
+allowed_cpus() {
+    # Expand the affinity list of this shell ("0-3,6") into one CPU per line.
+    local list part a b
+    list=$(taskset -pc $$ 2>/dev/null | sed 's/.*: *//') || true
+    [[ -n "$list" ]] || { seq 0 $(($(nproc) - 1)); return; }
+    IFS=',' read -ra parts <<<"$list"
+    for part in "${parts[@]}"; do
+        if [[ "$part" == *-* ]]; then
+            a=${part%-*}; b=${part#*-}; seq "$a" "$b"
+        else
+            echo "$part"
+        fi
+    done
+}
+mapfile -t CPUS < <(allowed_cpus)
+if ((${#CPUS[@]} >= 2)); then
+    NGINX_CPU=${NGINX_CPU:-${CPUS[0]}}
+    GEN_CPU=${GEN_CPU:-${CPUS[1]}}
+else
+    NGINX_CPU=${NGINX_CPU:-${CPUS[0]:-0}}
+    GEN_CPU=${GEN_CPU:-$NGINX_CPU}
+    warn "only one CPU available: nginx and the generator share core $NGINX_CPU; results will be skewed"
+fi
+
+# Plenty of fds for the 1000-connection run.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+
+# --------------------------------------------------------------------------
+# Private nginx
+# --------------------------------------------------------------------------
+WORK=$(mktemp -d -t loadgen-bench.XXXXXX)
+chmod 755 "$WORK"   # nginx workers may drop to nobody when started as root
+RAW=$WORK/raw
+mkdir -p "$RAW" "$WORK/html" "$WORK/tmp"
+NGINX_PID=""
+
+cleanup() {
+    local rc=$?
+    if [[ -n "$NGINX_PID" ]] && kill -0 "$NGINX_PID" 2>/dev/null; then
+        kill -TERM "$NGINX_PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$NGINX_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$NGINX_PID" 2>/dev/null || true
+        wait "$NGINX_PID" 2>/dev/null || true
+    fi
+    log "raw outputs kept in: $WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_in_use() { (exec 2>/dev/null; exec 3<>"/dev/tcp/$HOST/$1"); }
+
+if port_in_use "$PORT"; then
+    if ((PORT_EXPLICIT)); then die "port $PORT on $HOST is already in use"; fi
+    start=$PORT
+    for p in $(seq "$((start + 1))" "$((start + 100))"); do
+        if ! port_in_use "$p"; then PORT=$p; break; fi
+    done
+    [[ "$PORT" != "$start" ]] || die "no free port in $start..$((start + 100))"
+    log "port $start busy, using $PORT"
+fi
+URL="http://$HOST:$PORT/index.html"
+
+# Exactly 600 bytes of HTML.
+head_html='<!DOCTYPE html><html><head><title>bench</title></head><body><p>'
+tail_html=$'</p></body></html>\n'
+pad=$((600 - ${#head_html} - ${#tail_html}))
+{ printf '%s' "$head_html"; head -c "$pad" /dev/zero | tr '\0' 'x'; printf '%s' "$tail_html"; } \
+    >"$WORK/html/index.html"
+[[ $(stat -c %s "$WORK/html/index.html") -eq 600 ]] || die "index.html is not 600 bytes"
+
+cat >"$WORK/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid $WORK/nginx.pid;
+error_log $WORK/error.log warn;
+
+events {
+    worker_connections 24000;
+    use epoll;
+}
+
+http {
+    access_log off;
+    default_type text/html;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $WORK/tmp/body;
+    proxy_temp_path $WORK/tmp/proxy;
+    fastcgi_temp_path $WORK/tmp/fastcgi;
+    uwsgi_temp_path $WORK/tmp/uwsgi;
+    scgi_temp_path $WORK/tmp/scgi;
+
+    server {
+        listen $HOST:$PORT;
+        server_name localhost;
+        root $WORK/html;
+        location / {
+            index index.html;
+        }
+    }
+}
+EOF
+
+log "starting nginx on $HOST:$PORT (core $NGINX_CPU), conf $WORK/nginx.conf"
+taskset -c "$NGINX_CPU" "$NGINX_BIN" -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" \
+    >"$WORK/nginx.stdout" 2>&1 &
+NGINX_PID=$!
+
+http_check() {
+    # Minimal HTTP/1.0 GET over bash /dev/tcp; succeeds on a 200 response.
+    local status
+    status=$(
+        exec 2>/dev/null
+        exec 3<>"/dev/tcp/$HOST/$PORT" || exit 1
+        printf 'GET /index.html HTTP/1.0\r\nHost: %s\r\n\r\n' "$HOST" >&3
+        head -n1 <&3
+    ) || return 1
+    [[ "$status" == *" 200 "* ]]
+}
+for _ in $(seq 1 100); do
+    kill -0 "$NGINX_PID" 2>/dev/null || { cat "$WORK/nginx.stdout" "$WORK/error.log" >&2 2>/dev/null || true; die "nginx exited"; }
+    http_check && break
+    sleep 0.1
+done
+http_check || die "nginx did not answer on $URL"
+
+# --------------------------------------------------------------------------
+# Runs
+# --------------------------------------------------------------------------
+# Parse a wrk/wrk2-style report (or oha's summary) -> "requests rate".
+parse_report() {
+    awk '
+        /^[ \t]*[0-9]+ requests in / { req = $1 }
+        /^[ \t]*Requests\/sec:/      { rate = $2 }
+        # oha: "  [200] 199980 responses"
+        /^[ \t]*\[[0-9]+\] [0-9]+ responses/ { oha += $2; seen = 1 }
+        END {
+            if (req == "" && seen) req = oha
+            if (req == "") req = "NA"
+            if (rate == "") rate = "NA"
+            print req, rate
+        }' "$1"
+}
+
+# Latency p50 from a wrk2/loadgen (" 50.000%  1.23ms") or wrk (" 50%  1.23ms") report, in µs.
+parse_p50() {
+    awk '
+        function us(v) {
+            if (v ~ /us$/) { sub(/us$/, "", v); return v + 0 }
+            if (v ~ /ms$/) { sub(/ms$/, "", v); return v * 1000 }
+            if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000000 }
+            return "NA"
+        }
+        ($1 == "50.000%" || $1 == "50%") && !done { printf "%.0f", us($2); done = 1 }
+        END { if (!done) print "NA" }' "$1"
+}
+
+# loadgen "Send lag:     p50 42.00us, p99 140.00us, max ..." -> p99 in µs.
+parse_lag99() {
+    awk '
+        /^Send lag:/ {
+            v = $6; sub(/,$/, "", v)
+            if (v ~ /us$/) { sub(/us$/, "", v); x = v + 0 }
+            else if (v ~ /ms$/) { sub(/ms$/, "", v); x = v * 1000 }
+            else if (v ~ /s$/) { sub(/s$/, "", v); x = v * 1000000 }
+            printf "%.0f", x; found = 1
+        }
+        END { if (!found) print "-" }' "$1"
+}
+
+# perf stat -x, output: "278589,,raw_syscalls:sys_enter,..." -> count.
+parse_perf() {
+    awk -F, '$3 ~ /raw_syscalls:sys_enter/ && $1 ~ /^[0-9]+$/ { print $1; found = 1 } END { if (!found) print "NA" }' "$1"
+}
+
+# Counting system calls with perf's tracepoint costs the generator almost nothing; strace
+# slows it several-fold. Use perf when it can count here.
+USE_PERF=0
+if command -v perf >/dev/null 2>&1 && perf stat -x, -e raw_syscalls:sys_enter -o /dev/null true 2>/dev/null; then
+    USE_PERF=1
+fi
+
+# strace -c summary: "100.00  0.123  1  123456  12 total" -> calls column.
+parse_strace() {
+    awk '$NF == "total" && $1 ~ /^[0-9.]+$/ { print $4; found = 1 } END { if (!found) print "NA" }' "$1"
+}
+
+ROWS=()   # "name|target|req|rate|cpu_s|rss_kb|sc_req|p50_us|lag99_us"
+declare -A CPU_US
+
+run_one() {
+    # run_one <name> <target rate or "max"> <cmd...>
+    local name=$1 target=$2; shift 2
+    local tag=${name//[^A-Za-z0-9]/_}
+    local out=$RAW/$tag.out tfile=$RAW/$tag.time sout=$RAW/$tag.strace.out strc=$RAW/$tag.strace
+    local rc=0
+
+    log "run '$name': $*"
+    printf '%s\n' "$*" >"$RAW/$tag.cmd"
+    local pfile=$RAW/$tag.perf
+    if ((USE_PERF)) && [[ "${SKIP_STRACE:-0}" != 1 ]]; then
+        perf stat -x, -e raw_syscalls:sys_enter -o "$pfile" -- \
+            /usr/bin/time -f "%U %S %M" -o "$tfile" taskset -c "$GEN_CPU" "$@" >"$out" 2>&1 || rc=$?
+    else
+        /usr/bin/time -f "%U %S %M" -o "$tfile" taskset -c "$GEN_CPU" "$@" >"$out" 2>&1 || rc=$?
+    fi
+    ((rc == 0)) || warn "'$name' exited with status $rc (see $out)"
+
+    local req rate
+    read -r req rate < <(parse_report "$out")
+    local u s m
+    read -r u s m < <(grep -E '^[0-9.]+ [0-9.]+ [0-9]+$' "$tfile" | tail -n1 || echo "NA NA NA")
+
+    local sc_req="-"
+    if [[ "${SKIP_STRACE:-0}" != 1 ]]; then
+        local sc sreq=$req
+        if ((USE_PERF)); then
+            sc=$(parse_perf "$pfile")
+        else
+            log "run '$name' under strace"
+            rc=0
+            taskset -c "$GEN_CPU" strace -c -f -o "$strc" "$@" >"$sout" 2>&1 || rc=$?
+            ((rc == 0)) || warn "'$name' (strace) exited with status $rc (see $sout)"
+            read -r sreq _ < <(parse_report "$sout")
+            sc=$(parse_strace "$strc" 2>/dev/null || echo NA)
+        fi
+        sc_req=$(awk -v c="$sc" -v r="$sreq" 'BEGIN { if (c ~ /^[0-9]+$/ && r ~ /^[0-9]+$/ && r > 0) printf "%.2f", c / r; else print "NA" }')
+    fi
+    local p50 lag99
+    p50=$(parse_p50 "$out")
+    lag99=$(parse_lag99 "$out")
+
+    local cpu_s
+    cpu_s=$(awk -v u="$u" -v s="$s" 'BEGIN { if (u ~ /^[0-9.]+$/ && s ~ /^[0-9.]+$/) printf "%.3f", u + s; else print "NA" }')
+    CPU_US[$name]=$(awk -v c="$cpu_s" -v r="$req" 'BEGIN { if (c != "NA" && r ~ /^[0-9]+$/ && r > 0) printf "%.4f", c * 1e6 / r; else print "NA" }')
+    ROWS+=("$name|$target|$req|$rate|$cpu_s|$m|$sc_req|$p50|$lag99")
+}
+
+LG_OPEN="loadgen -t1 -c50 -R$RATE"
+LG_COARSE="loadgen -t1 -c50 -R$RATE --pacing coarse"
+LG_LOW="loadgen -t1 -c1 -R200"
+WRK_ONE="wrk -t1 -c1 (max)"
+WRK_MAX="wrk -t1 -c50 (max)"
+LG_MAX="loadgen -t1 -c50 (max)"
+LG_1K="loadgen -t1 -c1000 -R$RATE"
+LG_10K="loadgen -t1 -c10000 -R2000"
+OHA="oha -c50 -q$RATE"
+
+LG_REQ="loadgen -t1 -c50 -R$RATE -s request.lua"
+LG_RESP="loadgen -t1 -c50 -R$RATE -s response.lua"
+WRK_REQ="wrk -t1 -c50 -s request.lua (max)"
+LG_REQ_MAX="loadgen -t1 -c50 -s request.lua (max)"
+LG_RESP_MAX="loadgen -t1 -c50 -s response.lua (max)"
+WRK_RESP="wrk -t1 -c50 -s response.lua (max)"
+BENCH_LUA=$REPO_ROOT/scripts/bench
+
+run_one "$LG_OPEN" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency "$URL"
+run_one "$LG_REQ" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency -s "$BENCH_LUA/request.lua" "$URL"
+run_one "$LG_RESP" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency -s "$BENCH_LUA/response.lua" "$URL"
+run_one "$WRK_REQ" max "$WRK_BIN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/request.lua" "$URL"
+run_one "$WRK_RESP" max "$WRK_BIN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/response.lua" "$URL"
+run_one "$LG_REQ_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/request.lua" "$URL"
+run_one "$LG_RESP_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/response.lua" "$URL"
+if [[ "${LUA_ONLY:-0}" != 1 ]]; then
+run_one "$LG_COARSE" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency --pacing coarse "$URL"
+run_one "$LG_LOW" 200 "$LOADGEN" -t1 -c1 -d"${DUR}s" -R200 --latency "$URL"
+run_one "$WRK_ONE" max "$WRK_BIN" -t1 -c1 -d"${DUR}s" --latency "$URL"
+run_one "$WRK_MAX" max "$WRK_BIN" -t1 -c50 -d"${DUR}s" --latency "$URL"
+run_one "$LG_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" --latency "$URL"
+run_one "$LG_1K" "$RATE" "$LOADGEN" -t1 -c1000 -d"${DUR}s" -R"$RATE" "$URL"
+run_one "$LG_10K" 2000 "$LOADGEN" -t1 -c10000 -d"${DUR}s" -R2000 --timeout 10s "$URL"
+fi
+OHA_NOTE=""
+if [[ "${LUA_ONLY:-0}" == 1 ]]; then
+    OHA_NOTE="LUA_ONLY=1: the other runs were skipped."
+elif command -v oha >/dev/null 2>&1; then
+    run_one "$OHA" "$RATE" "$(command -v oha)" -z "${DUR}s" -c 50 -q "$RATE" --no-tui "$URL"
+else
+    OHA_NOTE="oha not on PATH: oha run skipped."
+fi
+
+# --------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------
+cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+[[ -n "$cpu_model" ]] || cpu_model=$(uname -m)
+
+echo
+echo "## loadgen vs wrk — loopback, nginx 600 B static file"
+echo
+echo "$(date -u '+%Y-%m-%d %H:%M:%S UTC') · nproc $(nproc) · CPU: $cpu_model · kernel $(uname -r) · DUR=${DUR}s · nginx core $NGINX_CPU, generator core $GEN_CPU · $URL"
+echo
+echo "| run | target rate | achieved req/s | rate error % | CPU s / 100k req | CPU µs/req | syscalls/req | peak RSS MB | latency p50 µs | send lag p99 µs |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for row in "${ROWS[@]}"; do
+    IFS='|' read -r name target req rate cpu_s rss sc_req p50 lag99 <<<"$row"
+    awk -v name="$name" -v target="$target" -v req="$req" -v rate="$rate" \
+        -v cpu="$cpu_s" -v rss="$rss" -v sc="$sc_req" -v p50="$p50" -v lag="$lag99" '
+        function num(x) { return x ~ /^[0-9]+(\.[0-9]+)?$/ }
+        BEGIN {
+            ach = num(rate) ? sprintf("%.0f", rate) : "NA"
+            err = (target ~ /^[0-9]+$/ && num(rate)) ? sprintf("%+.2f", (rate - target) * 100 / target) : "—"
+            if (num(cpu) && num(req) && req > 0) {
+                per100k = sprintf("%.3f", cpu * 100000 / req)
+                us = sprintf("%.2f", cpu * 1e6 / req)
+            } else { per100k = "NA"; us = "NA" }
+            mb = num(rss) ? sprintf("%.1f", rss / 1024) : "NA"
+            printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name, target, ach, err, per100k, us, sc, mb, p50, lag
+        }'
+done
+echo
+ratio() {
+    awk -v a="${CPU_US[$1]:-NA}" -v b="${CPU_US[$2]:-NA}" \
+        'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "NA" }'
+}
+echo "CPU/req ratios (lower is better for loadgen):"
+echo "- $LG_REQ ÷ $LG_OPEN: $(ratio "$LG_REQ" "$LG_OPEN") (target <= 1.3)"
+echo "- $LG_RESP ÷ $LG_OPEN: $(ratio "$LG_RESP" "$LG_OPEN") (target <= 2)"
+echo "- $LG_REQ_MAX ÷ $WRK_REQ: $(ratio "$LG_REQ_MAX" "$WRK_REQ")"
+echo "- $LG_RESP_MAX ÷ $WRK_RESP: $(ratio "$LG_RESP_MAX" "$WRK_RESP")"
+echo "- $LG_OPEN ÷ $WRK_MAX: $(ratio "$LG_OPEN" "$WRK_MAX")"
+echo "- $LG_COARSE ÷ $WRK_MAX: $(ratio "$LG_COARSE" "$WRK_MAX")"
+echo "- $LG_MAX ÷ $WRK_MAX: $(ratio "$LG_MAX" "$WRK_MAX")"
+echo "- $LG_1K ÷ $WRK_MAX: $(ratio "$LG_1K" "$WRK_MAX")"
+if [[ -n "${CPU_US[$OHA]:-}" ]]; then
+    echo "- $OHA ÷ $WRK_MAX: $(ratio "$OHA" "$WRK_MAX")"
+fi
+echo
+echo "Notes: CPU = generator user+sys from /usr/bin/time. syscalls/req: counted with"
+if ((USE_PERF)); then
+    echo "perf's raw_syscalls:sys_enter tracepoint during the same run (negligible overhead)."
+else
+    echo "\`strace -c -f\` in a separate run with the same flags (strace slows the generator)."
+fi
+echo "latency p50: the report's median (corrected with -R; wrk -c1 closed loop is the true"
+echo "unloaded service latency). send lag p99: loadgen's own lag behind its plan."
+echo "wrk runs closed loop at its own maximum."
+[[ -z "$OHA_NOTE" ]] || echo "$OHA_NOTE"
+echo
+echo "Raw outputs: $WORK"

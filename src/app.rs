@@ -1,0 +1,215 @@
+//! The commands behind the CLI: a load test, `serve` and `demo`. Each takes parsed arguments,
+//! drives the library and writes the report; `main` only maps the result to an exit code.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::cli::{self, Cli, Command, DemoArgs, KnobArgs, ServeArgs};
+use crate::config::{Config, Target};
+use crate::engine::{self, Summary};
+use crate::error::{Error, Result};
+use crate::report::text;
+use crate::schedule::RateProfile;
+use crate::server::{self, Knobs};
+use crate::units::{parse_count, parse_duration};
+
+/// Runs the command line; returns the process exit code on success.
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Some(Command::Serve(a)) => serve(a),
+        Some(Command::Demo(a)) => demo(a),
+        Some(Command::Merge(a)) => crate::results::merge(a),
+        Some(Command::Report(a)) => crate::results::report(a),
+        None => {
+            let config = cli.run.to_config()?;
+            let outputs = cli.run.output.validate(config.target_rate(), true)?;
+            crate::results::load_test(&config, &outputs)
+        }
+    }
+}
+
+/// Writes to stdout, treating a closed pipe (`loadgen ... | head`) as success.
+fn out(f: impl FnOnce(&mut io::StdoutLock<'_>) -> io::Result<()>) -> Result<()> {
+    let stdout = io::stdout();
+    let mut lock = stdout.lock();
+    match f(&mut lock).and_then(|_| lock.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+/// A full load test: header, run, report.
+pub fn load_test(config: &Config) -> Result<Summary> {
+    out(|w| text::write_header(w, config))?;
+    let summary = engine::run(config)?;
+    out(|w| text::write_report(w, &summary))?;
+    Ok(summary)
+}
+
+fn knobs(a: &KnobArgs) -> Result<Knobs> {
+    let dur = |s: &Option<String>, flag: &str| -> Result<Option<Duration>> {
+        s.as_deref()
+            .map(|v| parse_duration(v).map_err(|e| Error::Usage(format!("{flag}: {e}"))))
+            .transpose()
+    };
+    let body = parse_count(&a.body_size).map_err(|e| Error::Usage(format!("--body-size: {e}")))?;
+    if !(0.0..=1e9).contains(&body) {
+        return Err(Error::Usage("--body-size: must be between 0 and 1G".into()));
+    }
+    if !(100..=999).contains(&a.status) {
+        return Err(Error::Usage(format!(
+            "--status: {} is not an HTTP status code",
+            a.status
+        )));
+    }
+    let stall = match (
+        dur(&a.stall_at, "--stall-at")?,
+        dur(&a.stall_for, "--stall-for")?,
+    ) {
+        (Some(at), Some(len)) => Some((at, len)),
+        _ => None,
+    };
+    let slow = match (a.slow_share, dur(&a.slow_delay, "--slow-delay")?) {
+        (Some(f), Some(d)) if f > 0.0 && f <= 1.0 => Some((f, d)),
+        (Some(f), _) => {
+            return Err(Error::Usage(format!(
+                "--slow-share: must be in (0, 1], got {f}"
+            )))
+        }
+        _ => None,
+    };
+    let capacity = match &a.capacity {
+        Some(c) => {
+            let v = parse_count(c).map_err(|e| Error::Usage(format!("--capacity: {e}")))?;
+            if v <= 0.0 {
+                return Err(Error::Usage("--capacity: must be greater than zero".into()));
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    Ok(Knobs {
+        stall_every: dur(&a.stall_every, "--stall-every")?,
+        slow,
+        capacity,
+        delay: dur(&a.delay, "--delay")?.unwrap_or_default(),
+        body_size: body as usize,
+        status: a.status,
+        stall,
+        close_every: a.close_every,
+        auth: a.auth,
+    })
+}
+
+fn serve(a: ServeArgs) -> Result<i32> {
+    let addr: SocketAddr = a
+        .listen
+        .parse()
+        .map_err(|_| Error::Usage(format!("--listen: invalid address {:?}", a.listen)))?;
+    let k = knobs(&a.knobs)?;
+    let tls = if a.knobs.tls {
+        let ss = server::self_signed()?;
+        if let Some(p) = &a.knobs.cert_out {
+            crate::fsutil::write_atomic(p, ss.cert_pem.as_bytes())?;
+        }
+        Some(ss.acceptor)
+    } else {
+        None
+    };
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = a.threads {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt.enable_all().build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Runtime(format!("cannot listen on {addr}: {e}")))?;
+        let bound = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        out(|w| writeln!(w, "listening on {scheme}://{bound}/"))?;
+        server::serve(listener, k, tls, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+        Ok(0)
+    })
+}
+
+fn demo(a: DemoArgs) -> Result<i32> {
+    let duration = cli::duration(&a.duration, "--duration")?;
+    let stall = parse_duration(&a.stall).map_err(|e| Error::Usage(format!("--stall: {e}")))?;
+    let rate = parse_count(&a.rate).map_err(|e| Error::Usage(format!("--rate: {e}")))?;
+    let threads = cli::count(&a.threads, "--threads")?;
+    let connections = cli::count(&a.connections, "--connections")?;
+    if rate < threads as f64 || connections < threads {
+        return Err(Error::Usage(
+            "demo: need rate >= threads and connections >= threads".into(),
+        ));
+    }
+    // The server gets its own runtime on a background thread, bound to a free loopback port.
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let knobs = Knobs {
+        stall: (!stall.is_zero()).then(|| (duration.mul_f64(0.4), stall)),
+        ..Knobs::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+            server::serve(listener, knobs, None, async {
+                let _ = stop_rx.await;
+            })
+            .await;
+        });
+    });
+    out(|w| {
+        writeln!(
+            w,
+            "demo: built-in server on http://{addr}/{}",
+            if stall.is_zero() {
+                String::new()
+            } else {
+                format!(
+                    ", stalling every response for {} at {:.1}s",
+                    crate::units::format_duration(stall),
+                    duration.mul_f64(0.4).as_secs_f64()
+                )
+            }
+        )?;
+        writeln!(
+            w,
+            "demo: equivalent to `loadgen -t{threads} -c{connections} -d{} -R{rate} -U http://{addr}/`\n",
+            crate::units::format_duration(duration)
+        )
+    })?;
+    let mut config = Config::new(Target::parse(&format!("http://{addr}/"))?);
+    config.threads = threads;
+    config.connections = connections;
+    config.duration = duration;
+    config.rate = Some(RateProfile::Constant(rate));
+    config.latency = true;
+    config.u_latency = true;
+    let result = load_test(&config);
+    let _ = stop_tx.send(());
+    let _ = server.join();
+    result?;
+    if !stall.is_zero() {
+        out(|w| {
+            writeln!(
+                w,
+                "\ndemo: the server stalled for {:.0}% of the run. The corrected (\"Recorded\") percentiles count every request the plan placed inside the stall; the uncorrected ones, which a closed-loop tool reports, hide it.",
+                100.0 * stall.as_secs_f64() / duration.as_secs_f64()
+            )
+        })?;
+    }
+    Ok(0)
+}

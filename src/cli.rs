@@ -1,0 +1,387 @@
+//! Command-line definitions (clap derive) with wrk2's flags, defaults and meanings, and their
+//! validation into a [`Config`]. Nothing below this layer sees a string flag.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::config::{Config, Pacing, Target};
+use crate::error::{Error, Result};
+use crate::schedule::RateProfile;
+use crate::units::{parse_count, parse_duration};
+
+/// loadgen: a wrk2-compatible HTTP load generator with constant-throughput (open-loop) load and
+/// coordinated-omission-corrected latency.
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadgen",
+    version,
+    disable_version_flag = true,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    override_usage = "loadgen [OPTIONS] <URL> [-- SCRIPT_ARGS...]\n       loadgen serve [OPTIONS]\n       loadgen demo [OPTIONS]\n       loadgen merge [OPTIONS] <RESULT>...\n       loadgen report [OPTIONS] <RESULT>",
+    after_help = "Numbers take SI suffixes (10k, 1M); times take s, m, h (a bare number is seconds).\nWith -R, latency is measured from when each request should have been sent (coordinated-omission corrected).\nWithout -R, loadgen runs closed loop at maximum throughput, like wrk.\nExit codes: 0 ok, 1 run failed, 2 usage error, 3 threshold breached."
+)]
+pub struct Cli {
+    /// A subcommand; without one, loadgen runs a load test against URL.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Load-test flags (wrk2's).
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Subcommands besides the default load test.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the built-in target server (for demos and tests).
+    Serve(ServeArgs),
+    /// Start the built-in server on a loopback port and run a short constant-rate test against it.
+    Demo(DemoArgs),
+    /// Merge JSON results (from several processes or machines) exactly and print the report.
+    Merge(crate::results::MergeArgs),
+    /// Re-print a saved JSON result (and re-check its thresholds).
+    Report(crate::results::ReportArgs),
+}
+
+/// wrk2's load-test flags plus loadgen's additions.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Connections to keep open, in total (split evenly over threads)
+    #[arg(
+        short = 'c',
+        long = "connections",
+        default_value = "10",
+        value_name = "N"
+    )]
+    pub connections: String,
+    /// Duration of the test, e.g. 30s, 2m, 1h (a bare number is seconds)
+    #[arg(
+        short = 'd',
+        long = "duration",
+        default_value = "10s",
+        value_name = "T"
+    )]
+    pub duration: String,
+    /// Number of worker threads
+    #[arg(short = 't', long = "threads", default_value = "2", value_name = "N")]
+    pub threads: String,
+    /// Lua script (wrk/wrk2 API)
+    #[arg(short = 's', long = "script", value_name = "FILE")]
+    pub script: Option<PathBuf>,
+    /// Add a request header, "Name: value" (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "H", action = ArgAction::Append)]
+    pub headers: Vec<String>,
+    /// Print the latency distribution and detailed percentile spectrum
+    #[arg(short = 'L', long = "latency")]
+    pub latency: bool,
+    /// Also print the uncorrected latency distribution (implies --latency)
+    #[arg(short = 'U', long = "u_latency")]
+    pub u_latency: bool,
+    /// Request timeout: a response not complete in this time counts as a timeout error
+    #[arg(long = "timeout", default_value = "2s", value_name = "T")]
+    pub timeout: String,
+    /// Total requests per second (open loop, e.g. 10k); without it, closed loop at full speed
+    #[arg(short = 'R', long = "rate", value_name = "N")]
+    pub rate: Option<String>,
+    /// How requests wait for their intended send time: precise (timerfd, microseconds) or
+    /// coarse (1 ms timer like wrk2: less CPU, up to ~1 ms of lag counted as latency)
+    #[arg(long = "pacing", value_name = "MODE", default_value = "precise", value_parser = ["precise", "coarse"])]
+    pub pacing: String,
+    /// With pipelining, time whole batches (accepted for wrk2 compatibility; loadgen always
+    /// times each response)
+    #[arg(short = 'B', long = "batch_latency", hide = true)]
+    pub batch_latency: bool,
+    /// HTTP method
+    #[arg(
+        short = 'm',
+        long = "method",
+        default_value = "GET",
+        value_name = "METHOD"
+    )]
+    pub method: String,
+    /// Request body
+    #[arg(long = "body", value_name = "STRING", conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Request body read from a file
+    #[arg(long = "body-file", value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+    /// Do not verify TLS certificates (verification is on by default)
+    #[arg(short = 'k', long = "insecure")]
+    pub insecure: bool,
+    /// Also trust the CA certificates in this PEM file
+    #[arg(long = "cacert", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Results: JSON, thresholds, JUnit, interval log, quiet.
+    #[command(flatten)]
+    pub output: crate::results::OutputArgs,
+    /// Print version
+    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    pub version: Option<bool>,
+    /// Target URL: http://host:port/path or https://... (the port is optional)
+    #[arg(value_name = "URL", required = true)]
+    pub url: Option<String>,
+    /// Arguments passed to the script's init(args), after the URL (use -- before them)
+    #[arg(
+        value_name = "SCRIPT_ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub script_args: Vec<String>,
+}
+
+/// `loadgen serve`: the built-in target server.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the bound address is printed)
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: String,
+    #[command(flatten)]
+    pub knobs: KnobArgs,
+    /// Worker threads of the server's runtime (default: all CPUs)
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// Behaviour knobs of the built-in server.
+#[derive(Debug, Args, Clone)]
+pub struct KnobArgs {
+    /// Fixed delay before each response, e.g. 1ms
+    #[arg(long, value_name = "T")]
+    pub delay: Option<String>,
+    /// Response body size in bytes (e.g. 600, 1k)
+    #[arg(long = "body-size", default_value = "13", value_name = "N")]
+    pub body_size: String,
+    /// Response status code
+    #[arg(long, default_value = "200", value_name = "CODE")]
+    pub status: u16,
+    /// Start of a stall, measured from server start: every response is held from then...
+    #[arg(long = "stall-at", value_name = "T", requires = "stall_for")]
+    pub stall_at: Option<String>,
+    /// ...for this long, then all are released (the pathology coordinated omission hides)
+    #[arg(long = "stall-for", value_name = "T", requires = "stall_at")]
+    pub stall_for: Option<String>,
+    /// Repeat the stall with this period (periodic stalls)
+    #[arg(long = "stall-every", value_name = "T", requires = "stall_at")]
+    pub stall_every: Option<String>,
+    /// Share of responses (every 1/share-th) that get --slow-delay added: a bimodal server
+    #[arg(long = "slow-share", value_name = "F", requires = "slow_delay")]
+    pub slow_share: Option<f64>,
+    /// Extra delay of the slow responses
+    #[arg(long = "slow-delay", value_name = "T", requires = "slow_share")]
+    pub slow_delay: Option<String>,
+    /// Serve at most N requests/s, one at a time (offered more, a queue builds up)
+    #[arg(long, value_name = "N")]
+    pub capacity: Option<String>,
+    /// Close the connection after every N responses (Connection: close)
+    #[arg(long = "close-every", value_name = "N")]
+    pub close_every: Option<u64>,
+    /// Require a login: POST /login (non-empty body) returns {"token":"..."} and the cookie
+    /// session=TOKEN; every other request needs "Authorization: Bearer TOKEN" or that cookie,
+    /// else 401. GET /__stats (no token) returns {"logins":N,"unauthorized":M}
+    #[arg(long)]
+    pub auth: bool,
+    /// Serve HTTPS with a fresh self-signed certificate for localhost/127.0.0.1
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls, write the self-signed certificate (PEM) here, for --cacert
+    #[arg(long = "cert-out", value_name = "FILE", requires = "tls")]
+    pub cert_out: Option<PathBuf>,
+}
+
+/// `loadgen demo`: built-in server + a short open-loop run with a stall, showing the
+/// coordinated-omission correction.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Test duration
+    #[arg(short = 'd', long, default_value = "5s", value_name = "T")]
+    pub duration: String,
+    /// Total request rate
+    #[arg(short = 'R', long, default_value = "2000", value_name = "N")]
+    pub rate: String,
+    /// Connections
+    #[arg(short = 'c', long, default_value = "20", value_name = "N")]
+    pub connections: String,
+    /// Threads
+    #[arg(short = 't', long, default_value = "2", value_name = "N")]
+    pub threads: String,
+    /// Length of the server stall in the middle of the run (0 for none)
+    #[arg(long, default_value = "500ms", value_name = "T")]
+    pub stall: String,
+}
+
+fn usage(e: crate::units::ParseError, flag: &str) -> Error {
+    Error::Usage(format!("{flag}: {e}"))
+}
+
+/// Parses a positive whole count such as `-c 10k`.
+pub fn count(s: &str, flag: &str) -> Result<usize> {
+    let v = parse_count(s).map_err(|e| usage(e, flag))?;
+    if v < 1.0 || v.fract() != 0.0 || v > 10_000_000.0 {
+        return Err(Error::Usage(format!(
+            "{flag}: must be a whole number >= 1, got {s:?}"
+        )));
+    }
+    Ok(v as usize)
+}
+
+/// Parses a positive duration such as `-d 30s`.
+pub fn duration(s: &str, flag: &str) -> Result<Duration> {
+    let d = parse_duration(s).map_err(|e| usage(e, flag))?;
+    if d.is_zero() {
+        return Err(Error::Usage(format!("{flag}: must be greater than zero")));
+    }
+    Ok(d)
+}
+
+/// Parses one `-H` header: `Name: value`.
+pub fn header(h: &str) -> Result<(String, String)> {
+    let (k, v) = h
+        .split_once(':')
+        .ok_or_else(|| Error::Usage(format!("-H: expected \"Name: value\", got {h:?}")))?;
+    let k = k.trim();
+    if k.is_empty() || !k.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+        return Err(Error::Usage(format!("-H: invalid header name in {h:?}")));
+    }
+    if v.contains(['\r', '\n']) {
+        return Err(Error::Usage(format!(
+            "-H: header value contains a line break: {h:?}"
+        )));
+    }
+    Ok((k.to_string(), v.trim().to_string()))
+}
+
+impl RunArgs {
+    /// Validates the flags into a [`Config`].
+    pub fn to_config(&self) -> Result<Config> {
+        let url = self
+            .url
+            .as_deref()
+            .ok_or_else(|| Error::Usage("missing URL".into()))?;
+        let target = Target::parse(url)?;
+        let mut c = Config::new(target);
+        c.threads = count(&self.threads, "-t/--threads")?;
+        c.connections = count(&self.connections, "-c/--connections")?;
+        if c.connections < c.threads {
+            return Err(Error::Usage(format!(
+                "number of connections must be >= threads ({} connections, {} threads)",
+                c.connections, c.threads
+            )));
+        }
+        c.duration = duration(&self.duration, "-d/--duration")?;
+        c.timeout = duration(&self.timeout, "--timeout")?;
+        if let Some(r) = &self.rate {
+            let rate = parse_count(r).map_err(|e| usage(e, "-R/--rate"))?;
+            if rate <= 0.0 {
+                return Err(Error::Usage(format!(
+                    "-R/--rate: must be greater than zero, got {r:?}"
+                )));
+            }
+            if rate < c.threads as f64 {
+                return Err(Error::Usage(format!(
+                    "-R/--rate: {rate} req/s is less than one per thread ({} threads); lower -t",
+                    c.threads
+                )));
+            }
+            c.rate = Some(RateProfile::Constant(rate));
+        }
+        c.pacing = if self.pacing == "coarse" {
+            Pacing::Coarse
+        } else {
+            Pacing::Precise
+        };
+        c.headers = self
+            .headers
+            .iter()
+            .map(|h| header(h))
+            .collect::<Result<_>>()?;
+        let m = self.method.trim();
+        if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
+            return Err(Error::Usage(format!("-m/--method: invalid method {m:?}")));
+        }
+        c.method = m.to_ascii_uppercase();
+        c.body = match (&self.body, &self.body_file) {
+            (Some(b), _) => Some(b.clone().into_bytes()),
+            (None, Some(p)) => Some(std::fs::read(p).map_err(|e| {
+                Error::Usage(format!("--body-file: cannot read {}: {e}", p.display()))
+            })?),
+            (None, None) => None,
+        };
+        c.latency = self.latency || self.u_latency;
+        c.u_latency = self.u_latency;
+        c.insecure = self.insecure;
+        if let Some(p) = &self.cacert {
+            if !p.is_file() {
+                return Err(Error::Usage(format!(
+                    "--cacert: cannot read {}",
+                    p.display()
+                )));
+            }
+        }
+        c.cacert = self.cacert.clone();
+        if let Some(p) = &self.script {
+            if let Err(e) = std::fs::metadata(p) {
+                return Err(Error::Usage(format!(
+                    "-s/--script: cannot read {}: {e}",
+                    p.display()
+                )));
+            }
+        }
+        c.script = self.script.clone();
+        c.script_args = std::iter::once(url.to_string())
+            .chain(self.script_args.iter().cloned())
+            .collect();
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(args: &[&str]) -> Result<Config> {
+        let mut v = vec!["loadgen"];
+        v.extend_from_slice(args);
+        let cli = Cli::try_parse_from(v).map_err(|e| Error::Usage(e.to_string()))?;
+        cli.run.to_config()
+    }
+
+    #[test]
+    fn wrk2_flags() {
+        let c = cfg(&[
+            "-t10",
+            "-c10",
+            "-d30s",
+            "-R10k",
+            "--latency",
+            "-H",
+            "X-A: 1",
+            "http://h:1/p",
+        ])
+        .unwrap();
+        assert_eq!((c.threads, c.connections), (10, 10));
+        assert_eq!(c.duration, Duration::from_secs(30));
+        assert_eq!(c.target_rate(), Some(10_000.0));
+        assert!(c.latency && !c.u_latency);
+        assert_eq!(c.headers, vec![("X-A".to_string(), "1".to_string())]);
+        let c = cfg(&["-U", "-d", "2", "http://h/", "--", "a", "-b"]).unwrap();
+        assert!(c.latency && c.u_latency);
+        assert_eq!(c.duration, Duration::from_secs(2));
+        assert_eq!(c.script_args, vec!["http://h/", "a", "-b"]);
+        assert_eq!(c.target_rate(), None);
+    }
+
+    #[test]
+    fn refusals() {
+        let msg = |a: &[&str]| cfg(a).unwrap_err().to_string();
+        assert!(msg(&["-t4", "-c2", "http://h/"]).contains("connections must be >= threads"));
+        assert!(msg(&["-t4", "-c8", "-R3", "http://h/"]).contains("less than one per thread"));
+        assert!(msg(&["-R0", "http://h/"]).contains("greater than zero"));
+        assert!(msg(&["-R-5", "http://h/"]).contains("-R"));
+        assert!(msg(&["-d0", "http://h/"]).contains("greater than zero"));
+        assert!(msg(&["ftp://h/"]).contains("unsupported scheme"));
+        assert!(msg(&["-H", "nocolon", "http://h/"]).contains("Name: value"));
+        assert!(msg(&["--body-file", "/nonexistent/x", "http://h/"]).contains("cannot read"));
+    }
+}

@@ -1,0 +1,160 @@
+//! Opening connections: plain TCP or TLS (rustls). The choice is made once per run, by type, so
+//! the request loop is monomorphised for one stream type and never branches on TLS (as wrk
+//! does with its function pointers).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Something that opens a fresh stream to the target.
+pub trait Connector: Clone + 'static {
+    /// The connected stream type.
+    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    /// Opens one connection (TCP connect, then the TLS handshake if any).
+    fn connect(
+        &self,
+        addr: SocketAddr,
+    ) -> impl std::future::Future<Output = io::Result<Self::Stream>>;
+}
+
+async fn tcp(addr: SocketAddr) -> io::Result<TcpStream> {
+    let s = TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+/// Plain TCP with `TCP_NODELAY`.
+#[derive(Clone, Copy)]
+pub struct Tcp;
+
+impl Connector for Tcp {
+    type Stream = TcpStream;
+    async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
+        tcp(addr).await
+    }
+}
+
+/// TLS over TCP with rustls; SNI from the URL host, ALPN `http/1.1`.
+#[derive(Clone)]
+pub struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl Connector for Tls {
+    type Stream = tokio_rustls::client::TlsStream<TcpStream>;
+    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
+        let s = tcp(addr).await?;
+        self.connector.connect(self.name.clone(), s).await
+    }
+}
+
+impl Tls {
+    /// Builds the TLS client from the configuration: webpki roots plus `--cacert`, or no
+    /// verification at all with `--insecure`.
+    pub fn new(config: &Config) -> Result<Tls> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Runtime(format!("TLS set-up: {e}")))?;
+        let mut tls = if config.insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+                .with_no_client_auth()
+        } else {
+            let mut roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            if let Some(path) = &config.cacert {
+                let pem = std::fs::read(path).map_err(|e| {
+                    Error::Usage(format!("cannot read --cacert {}: {e}", path.display()))
+                })?;
+                let mut n = 0;
+                for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                    let cert = cert.map_err(|e| {
+                        Error::Usage(format!("bad certificate in {}: {e}", path.display()))
+                    })?;
+                    roots.add(cert).map_err(|e| {
+                        Error::Usage(format!("bad certificate in {}: {e}", path.display()))
+                    })?;
+                    n += 1;
+                }
+                if n == 0 {
+                    return Err(Error::Usage(format!(
+                        "no PEM certificates found in {}",
+                        path.display()
+                    )));
+                }
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        };
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let name = ServerName::try_from(config.target.host.clone()).map_err(|e| {
+            Error::Usage(format!(
+                "invalid TLS server name {:?}: {e}",
+                config.target.host
+            ))
+        })?;
+        Ok(Tls {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            name,
+        })
+    }
+}
+
+/// `--insecure`: accepts any certificate but still checks handshake signatures.
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,321 @@
+//! One connection's driver: open (TCP or TLS), then loop *next intended time → wait → send →
+//! read the response → record*, reopening the connection after any error or `Connection: close`.
+//!
+//! The loop is the same for open and closed loop; only where the intended time comes from
+//! differs (the plan, or "now"). Everything it touches per request is thread-local: the
+//! thread's [`Stats`] behind a `RefCell` (never borrowed across an `.await`), the prebuilt
+//! request bytes, and the connection's own read buffer. No locks, no atomics, no allocation.
+
+pub mod connect;
+pub mod hooks;
+pub mod http1;
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+
+use crate::config::Pacing;
+use crate::pacer::{mono_ns, Pacer};
+use crate::record::{Errors, Stats};
+use crate::request::Request;
+use crate::schedule::Plan;
+use connect::Connector;
+use hooks::{Hooks, Stop};
+use http1::ResponseReader;
+
+/// State shared by the connections of one worker thread (thread-local, behind an `Rc`).
+pub struct ThreadCtx {
+    /// The run's start instant as CLOCK_MONOTONIC ns; plans are relative to it and all
+    /// recorded times are ns since it.
+    pub t0: u64,
+    /// The thread's precise timer, for waiting on plan slots.
+    pub pacer: Rc<Pacer>,
+    /// Which timer waits for plan slots.
+    pub pacing: Pacing,
+    /// Low-rate mode when > 0: after sending, poll for the response for up to this long
+    /// instead of sleeping, so the generator's own wake-up latency is not recorded.
+    pub spin_ns: u64,
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// The request every connection of this thread sends.
+    pub request: Request,
+    /// Per-request timeout (from the send to the response's last byte) and connect timeout.
+    pub timeout: Duration,
+    /// End of the run, ns since `t0`: no request is started at or after it.
+    pub end_ns: u64,
+    /// End of the drain period, ns since `t0` (open loop): requests planned before `end_ns`
+    /// are still sent and awaited until then; whatever is unfinished at this instant is
+    /// recorded as a lower bound ([`Stats::unfinished`]).
+    pub cut_ns: u64,
+    /// `cut_ns` as an `Instant`, for read deadlines.
+    pub cut: Instant,
+    /// The thread's measurements.
+    pub stats: RefCell<Stats>,
+}
+
+impl ThreadCtx {
+    /// Now, in ns since `t0`.
+    #[inline]
+    fn now(&self) -> u64 {
+        mono_ns().saturating_sub(self.t0)
+    }
+
+    fn error(&self, kind: fn(&mut Errors) -> &mut u64) {
+        let now = self.now();
+        self.stats.borrow_mut().error(now, kind);
+    }
+}
+
+/// Thread slot spacing from which low-rate mode applies (2 ms: at most 500 requests/s a thread).
+pub const LOW_RATE_GAP_NS: u64 = 2_000_000;
+/// Busy-wait budget in low-rate mode, before a slot and while waiting for a response. A VM's
+/// idle CPU can take 100 µs or more to wake; at <= 500 requests/s this costs < 15% of a CPU.
+pub const LOW_RATE_SPIN_NS: u64 = 150_000;
+
+/// Pause after a failed connect in closed loop, so a dead server is not hammered in a busy loop.
+const CLOSED_LOOP_RECONNECT_PAUSE: Duration = Duration::from_millis(10);
+
+/// What the driver does after an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Keep the connection for the next request.
+    Keep,
+    /// Reopen the connection (error, timeout, or the server asked to close).
+    Reconnect,
+    /// Stop this connection for good (`thread:stop()` or a script error).
+    Stop,
+    /// The drain period ended with this connection's request unfinished.
+    Cut,
+}
+
+/// Runs one connection until the task is dropped (the engine drops it at the deadline) or the
+/// script stops it. `stream` is the already-open first connection, if the engine opened one.
+pub async fn drive<C: Connector, H: Hooks>(
+    ctx: Rc<ThreadCtx>,
+    connector: C,
+    plan: Option<Plan>,
+    mut stream: Option<C::Stream>,
+    mut hooks: H,
+) {
+    let mut reader = ResponseReader::new();
+    let mut k: u64 = 0;
+    loop {
+        // Wait for the slot first, so that reconnecting never runs ahead of the plan.
+        let Some(intended) = wait_for_slot(&ctx, plan.as_ref(), k).await else {
+            return;
+        };
+        if hooks.stopped() {
+            return;
+        }
+        let mut io = match stream.take() {
+            Some(s) => s,
+            None => match tokio::time::timeout(ctx.timeout, connector.connect(ctx.addr)).await {
+                Ok(Ok(s)) => s,
+                _ => {
+                    ctx.error(|e| &mut e.connect);
+                    if plan.is_some() {
+                        k += 1; // the slot is spent; the next attempt waits for the next one
+                    } else {
+                        tokio::time::sleep(CLOSED_LOOP_RECONNECT_PAUSE).await;
+                    }
+                    continue;
+                }
+            },
+        };
+        reader.clear();
+        let mut intended = intended;
+        let mut free = ctx.now();
+        let mut last_done = free;
+        loop {
+            let (next, sent) = exchange(
+                &ctx,
+                &mut io,
+                &mut reader,
+                &mut hooks,
+                intended,
+                free,
+                &mut last_done,
+            )
+            .await;
+            // Pipelined requests (several in one write) use as many slots of the plan.
+            k += sent;
+            match next {
+                Next::Keep => {}
+                Next::Reconnect => break,
+                Next::Stop => return,
+                Next::Cut => return record_backlog(&ctx, plan.as_ref(), k),
+            }
+            // Free from the last response's last byte: time spent in the script's response()
+            // after it is the generator's, and shows as send lag, not as server latency.
+            free = last_done;
+            // Think time (`delay()`): the connection is not free until it has passed, and the
+            // next request is intended no earlier than that, so think time is never latency.
+            let thought = match hooks.delay() {
+                Ok(None) => 0,
+                Ok(Some(d)) => {
+                    free += d.as_nanos() as u64;
+                    if free >= ctx.end_ns {
+                        return;
+                    }
+                    sleep_until(&ctx, free).await;
+                    free
+                }
+                Err(Stop) => return,
+            };
+            match wait_for_slot(&ctx, plan.as_ref(), k).await {
+                // Never `max(slot, free)` without think time: that would be the uncorrected
+                // latency, hiding a slow server.
+                Some(t) => intended = t.max(thought),
+                None => return,
+            }
+        }
+    }
+}
+
+/// At the end of the drain period: the slots from `k` that were planned before the end of the
+/// run but never sent (the connection was still busy) are recorded as unfinished.
+#[cold]
+fn record_backlog(ctx: &ThreadCtx, plan: Option<&Plan>, mut k: u64) {
+    let Some(plan) = plan else { return };
+    let mut stats = ctx.stats.borrow_mut();
+    while plan.intended_ns(k) < ctx.end_ns {
+        stats.unfinished(plan.intended_ns(k), ctx.cut_ns);
+        k += 1;
+    }
+}
+
+/// Waits until the plan's `k`-th slot and returns its intended time (ns since `t0`), or `None`
+/// when that slot lies at or after the end of the run. In closed loop there is no plan: the
+/// intended time is now.
+#[inline]
+async fn wait_for_slot(ctx: &ThreadCtx, plan: Option<&Plan>, k: u64) -> Option<u64> {
+    let due_ns = match plan {
+        None => ctx.now(),
+        Some(p) => p.intended_ns(k),
+    };
+    if due_ns >= ctx.end_ns {
+        return None;
+    }
+    if plan.is_some() {
+        // Past the drain period (so far past this slot, planned before the deadline): stop.
+        if ctx.now() >= ctx.cut_ns {
+            record_backlog(ctx, plan, k);
+            return None;
+        }
+        sleep_until(ctx, due_ns).await;
+    }
+    Some(due_ns)
+}
+
+/// Sleeps until `at_ns` (ns since `t0`) on the timer `--pacing` chose.
+#[inline]
+async fn sleep_until(ctx: &ThreadCtx, at_ns: u64) {
+    let due = ctx.t0 + at_ns;
+    let now = mono_ns();
+    if now < due {
+        match ctx.pacing {
+            Pacing::Precise => ctx.pacer.sleep_until(due).await,
+            Pacing::Coarse => tokio::time::sleep(Duration::from_nanos(due - now)).await,
+        }
+    }
+}
+
+/// Awaits `fut`, but until `spin_until` (CLOCK_MONOTONIC ns) keeps the thread awake by
+/// yielding, so the runtime polls the sockets without sleeping (an `epoll_wait` with no
+/// timeout): the response is seen when it arrives, not when an idle CPU wakes up.
+async fn poll_briefly<F: std::future::Future>(fut: F, spin_until: u64) -> F::Output {
+    tokio::pin!(fut);
+    while mono_ns() < spin_until {
+        tokio::select! {
+            biased;
+            r = &mut fut => return r,
+            _ = tokio::task::yield_now() => {}
+        }
+    }
+    fut.await
+}
+
+/// Sends the request and reads its response(s), recording each and handing each to the
+/// script's `response()` when it has one. Returns what to do next and how many requests the
+/// write held (at least 1, so a failed slot is spent).
+async fn exchange<S, H: Hooks>(
+    ctx: &ThreadCtx,
+    io: &mut S,
+    reader: &mut ResponseReader,
+    hooks: &mut H,
+    intended: u64,
+    free: u64,
+    last_done: &mut u64,
+) -> (Next, u64)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (sent_at, sent, responses, head) = {
+        let req = match hooks.request() {
+            Ok(Some(r)) => r,
+            Ok(None) => &ctx.request,
+            Err(Stop) => return (Next::Stop, 1),
+        };
+        let sent_at = Instant::now();
+        let sent = ctx.now();
+        if io.write_all(&req.bytes).await.is_err() {
+            ctx.error(|e| &mut e.write);
+            return (Next::Reconnect, req.responses as u64);
+        }
+        (sent_at, sent, req.responses, req.head)
+    };
+    let deadline = tokio::time::Instant::from((sent_at + ctx.timeout).min(ctx.cut));
+    let mut keep = true;
+    let n = responses as u64;
+    for i in 0..responses {
+        let mut bytes = 0u64;
+        let read = reader.read_response(io, head, &mut bytes, hooks.sink());
+        let res = if ctx.spin_ns > 0 {
+            tokio::time::timeout_at(deadline, poll_briefly(read, mono_ns() + ctx.spin_ns)).await
+        } else {
+            tokio::time::timeout_at(deadline, read).await
+        };
+        let done = ctx.now();
+        *last_done = done;
+        {
+            let mut stats = ctx.stats.borrow_mut();
+            stats.bytes += bytes;
+            match res {
+                Ok(Ok(head)) => {
+                    stats.record(intended, free, sent, done, head.status);
+                    keep &= !head.close;
+                }
+                Ok(Err(_)) => {
+                    stats.error(done, |e| &mut e.read);
+                    return (Next::Reconnect, n);
+                }
+                Err(_) if done >= ctx.cut_ns => {
+                    // The drain period is over: this and the rest of the write's requests
+                    // are unfinished.
+                    for _ in i..responses {
+                        stats.unfinished(intended, ctx.cut_ns);
+                    }
+                    return (Next::Cut, n);
+                }
+                Err(_) => {
+                    stats.error(done, |e| &mut e.timeout);
+                    return (Next::Reconnect, n);
+                }
+            }
+        }
+        if hooks.response().is_err() {
+            return (Next::Stop, n);
+        }
+    }
+    let next = if hooks.stopped() {
+        Next::Stop
+    } else if keep {
+        Next::Keep
+    } else {
+        Next::Reconnect
+    };
+    (next, n)
+}

@@ -1,0 +1,501 @@
+//! The engine: resolves and probes the target, starts `-t` OS threads (pinned to distinct CPUs
+//! the process may use, when there are enough), each with its own current-thread tokio runtime
+//! and `LocalSet`; deals connections and plans to them; starts every thread on one common
+//! instant; stops them at the deadline or on Ctrl-C; joins and merges their statistics once.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::config::{Config, Scheme};
+use crate::conn::connect::{Connector, Tcp, Tls};
+use crate::conn::hooks::NoHooks;
+use crate::conn::http1::Discard;
+use crate::conn::{self, ThreadCtx};
+use crate::error::{Error, Result};
+use crate::record::Stats;
+use crate::request::{self, Request};
+use crate::schedule::{connections_of_thread, Plan};
+use crate::script::session::Session;
+use crate::script::thread::ThreadSeed;
+use crate::script::value::Portable;
+use crate::script::worker::ThreadScript;
+
+/// The merged result of a run, with what is needed to report it.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The configuration the run used.
+    pub config: Config,
+    /// The address the run connected to.
+    pub addr: SocketAddr,
+    /// Wall-clock time at the run's start instant.
+    pub started: SystemTime,
+    /// Time from the common start instant to the stop (deadline or Ctrl-C).
+    pub elapsed: Duration,
+    /// The run was cut short by Ctrl-C.
+    pub interrupted: bool,
+    /// All threads' measurements, merged.
+    pub stats: Stats,
+}
+
+impl Summary {
+    /// Completed responses per second over the run.
+    pub fn achieved_rate(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 {
+            self.stats.requests as f64 / s
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Resolves the target's host and port to socket addresses (as wrk does, before any load).
+pub fn resolve(config: &Config) -> Result<Vec<SocketAddr>> {
+    let t = &config.target;
+    let addrs: Vec<SocketAddr> = (t.host.as_str(), t.port)
+        .to_socket_addrs()
+        .map_err(|e| Error::Connect(format!("unable to resolve {}: {e}", t.host)))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Error::Connect(format!(
+            "unable to resolve {}: no addresses",
+            t.host
+        )));
+    }
+    Ok(addrs)
+}
+
+/// Raises the soft open-files limit to the hard limit so that `-c 10000` can work.
+fn raise_nofile_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// A finished run: the merged summary, the script's setup/done state (for `done()`, called
+/// after the report), and the first run-time script error if one stopped the run early.
+pub struct Finished {
+    /// The merged results.
+    pub summary: Summary,
+    /// The script's setup/done state, when there is a script.
+    pub session: Option<Session>,
+    /// `file:line: message` of the script error that stopped the run.
+    pub script_error: Option<String>,
+}
+
+/// Runs the load described by `config` and returns the merged summary.
+pub fn run(config: &Config) -> Result<Summary> {
+    run_scripted(config).map(|f| f.summary)
+}
+
+/// Runs the load described by `config`, with its script if it has one.
+pub fn run_scripted(config: &Config) -> Result<Finished> {
+    raise_nofile_limit();
+    let addrs = resolve(config)?;
+    let request = request::from_config(config);
+    match config.target.scheme {
+        Scheme::Http => run_with(config, Tcp, &addrs, request),
+        Scheme::Https => run_with(config, Tls::new(config)?, &addrs, request),
+    }
+}
+
+/// Makes one connection to each resolved address in turn and returns the first that works;
+/// fails with one line naming the address and the reason when none does.
+fn probe<C: Connector>(
+    connector: &C,
+    addrs: &[SocketAddr],
+    timeout: Duration,
+) -> Result<SocketAddr> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut last = String::new();
+    for &addr in addrs {
+        let res =
+            rt.block_on(async { tokio::time::timeout(timeout, connector.connect(addr)).await });
+        match res {
+            Ok(Ok(_)) => return Ok(addr),
+            Ok(Err(e)) => last = format!("unable to connect to {addr}: {e}"),
+            Err(_) => last = format!("unable to connect to {addr}: timed out after {timeout:?}"),
+        }
+    }
+    Err(Error::Connect(last))
+}
+
+/// What each worker needs from the engine.
+struct WorkerArgs<C> {
+    index: usize,
+    connector: C,
+    addr: SocketAddr,
+    request: Request,
+    config: Config,
+    core: Option<core_affinity::CoreId>,
+    seed: Option<ThreadSeed>,
+    failure: tokio::sync::mpsc::UnboundedSender<String>,
+    ready: mpsc::Sender<Result<(), String>>,
+    start: watch::Receiver<Option<Instant>>,
+    stop: watch::Receiver<bool>,
+}
+
+/// What a worker hands back: its statistics and, with a script, its globals at the end.
+struct WorkerOut {
+    stats: Stats,
+    globals: Option<Vec<(String, Portable)>>,
+}
+
+fn run_with<C: Connector + Send>(
+    config: &Config,
+    connector: C,
+    addrs: &[SocketAddr],
+    request: Request,
+) -> Result<Finished> {
+    let addr = probe(&connector, addrs, config.timeout)?;
+    let threads = config.threads;
+    // The setup/done state: `setup(thread)` runs here, before any thread starts.
+    let session = match &config.script {
+        Some(_) => Some(Session::new(config, addr, threads)?),
+        None => None,
+    };
+    let mut seeds = session.as_ref().map(|s| s.seeds().into_iter());
+    // Pin only when every thread can have a CPU of its own among those we may use.
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let pin = cores.len() >= threads;
+
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (start_tx, start_rx) = watch::channel(None);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (fail_tx, mut fail_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut handles = Vec::with_capacity(threads);
+    #[allow(clippy::needless_range_loop)]
+    for index in 0..threads {
+        let args = WorkerArgs {
+            index,
+            connector: connector.clone(),
+            addr,
+            request: request.clone(),
+            config: config.clone(),
+            core: if pin { cores.get(index).copied() } else { None },
+            seed: seeds.as_mut().and_then(Iterator::next),
+            failure: fail_tx.clone(),
+            ready: ready_tx.clone(),
+            start: start_rx.clone(),
+            stop: stop_rx.clone(),
+        };
+        let h = std::thread::Builder::new()
+            .name(format!("loadgen-{index}"))
+            .spawn(move || worker(args))
+            .map_err(|e| Error::Runtime(format!("cannot start thread: {e}")))?;
+        handles.push(h);
+    }
+    drop(ready_tx);
+    drop(fail_tx);
+
+    // The main thread's own runtime waits for readiness, then for the deadline, Ctrl-C, or a
+    // script error in a worker.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (t0, stop_at, interrupted, init_error, script_error) = rt.block_on(async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        // SIGTERM (`timeout`, `kill`, a Kubernetes pod stopping) ends the run like Ctrl-C.
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::pin!(term);
+        // Wait for every thread to have run `init` and opened its connections.
+        let mut waiting = threads;
+        let mut interrupted = false;
+        let mut init_error = None;
+        while waiting > 0 && init_error.is_none() {
+            tokio::select! {
+                _ = &mut ctrl_c => { interrupted = true; break; }
+                _ = tokio::time::sleep(Duration::from_millis(1)) => {
+                    while let Ok(r) = ready_rx.try_recv() {
+                        waiting -= 1;
+                        if let Err(e) = r {
+                            init_error.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+        }
+        let t0 = Instant::now() + Duration::from_millis(1);
+        let mut script_error = None;
+        if init_error.is_some() {
+            let _ = stop_tx.send(true);
+        }
+        let _ = start_tx.send(Some(t0));
+        if !interrupted && init_error.is_none() {
+            let deadline = tokio::time::Instant::from(t0 + config.duration);
+            tokio::select! {
+                _ = &mut ctrl_c => interrupted = true,
+                _ = &mut term => interrupted = true,
+                _ = tokio::time::sleep_until(deadline) => {}
+                Some(e) = fail_rx.recv() => script_error = Some(e),
+            }
+        }
+        // Open loop: the workers drain what was planned before the deadline and end by
+        // themselves; the run's elapsed time ends with the last of them.
+        if !interrupted && init_error.is_none() && script_error.is_none() && config.rate.is_some() {
+            loop {
+                tokio::select! {
+                    _ = &mut ctrl_c => { interrupted = true; break; }
+                    _ = &mut term => { interrupted = true; break; }
+                    Some(e) = fail_rx.recv() => { script_error = Some(e); break; }
+                    _ = tokio::time::sleep(Duration::from_micros(200)) => {
+                        if handles.iter().all(|h| h.is_finished()) { break; }
+                    }
+                }
+            }
+        }
+        let stop_at = Instant::now().max(t0);
+        let _ = stop_tx.send(true);
+        (t0, stop_at, interrupted, init_error, script_error)
+    });
+    let elapsed = stop_at - t0;
+    let started = SystemTime::now() - (Instant::now() - t0);
+
+    let mut stats = Stats::new();
+    for (i, h) in handles.into_iter().enumerate() {
+        let mut out = h
+            .join()
+            .map_err(|_| Error::Runtime("a worker thread panicked".into()))?;
+        out.stats.finish(elapsed.as_nanos() as u64);
+        stats += &out.stats;
+        if let (Some(s), Some(g)) = (&session, out.globals) {
+            s.finished(i, g);
+        }
+    }
+    if let Some(e) = init_error {
+        return Err(Error::Script(e));
+    }
+    Ok(Finished {
+        summary: Summary {
+            config: config.clone(),
+            addr,
+            started,
+            elapsed,
+            interrupted,
+            stats,
+        },
+        session,
+        script_error,
+    })
+}
+
+/// CPU time the calling thread has used so far, ns (CLOCK_THREAD_CPUTIME_ID).
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec we pass.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// How long after the drain period a worker waits for connections that have not ended.
+const DRAIN_BACKSTOP: Duration = Duration::from_millis(50);
+
+/// How long after the deadline requests planned before it are still sent and awaited (open
+/// loop only): the request timeout (`--timeout`), the longest any request may take. Without
+/// it, an overloaded server's slowest requests — those queued at the end — would be missing
+/// from the percentiles (a coordinated omission at the end of the run). Against a server that
+/// keeps up, the drain takes microseconds. Closed loop stops at the deadline, as wrk does.
+pub fn drain_period(c: &Config) -> Duration {
+    if c.rate.is_none() {
+        return Duration::ZERO;
+    }
+    c.timeout
+}
+
+/// Most a precise sleep may end before its slot, to make up for the thread's wake-up latency:
+/// half the thread's slot spacing (so slots are never bunched together), at most
+/// 50 µs. 0 with coarse pacing or closed loop.
+fn max_early(c: &Config) -> u64 {
+    match c.target_rate() {
+        Some(r) if c.pacing == crate::config::Pacing::Precise => {
+            let gap = c.threads as f64 * 1e9 / r;
+            ((gap / 2.0) as u64).min(MAX_EARLY_NS)
+        }
+        _ => 0,
+    }
+}
+
+/// Upper bound of [`max_early`].
+const MAX_EARLY_NS: u64 = 50_000;
+
+/// Busy-wait budget per request for this run: `conn::LOW_RATE_SPIN_NS` when each thread's
+/// slots are at least `conn::LOW_RATE_GAP_NS` apart (so spinning costs a few percent of a CPU
+/// at most) and pacing is precise; else 0.
+fn low_rate_spin(c: &Config) -> u64 {
+    match c.target_rate() {
+        Some(r) if c.pacing == crate::config::Pacing::Precise => {
+            let gap = c.threads as f64 * 1e9 / r;
+            if gap >= conn::LOW_RATE_GAP_NS as f64 {
+                conn::LOW_RATE_SPIN_NS
+            } else {
+                0
+            }
+        }
+        _ => 0,
+    }
+}
+
+/// One worker thread: build its script state (`init`), open its connections, report ready,
+/// wait for the common start, drive the connections until told to stop (or until the script
+/// stops the thread), and hand back the thread's statistics.
+fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
+    if let Some(core) = a.core {
+        core_affinity::set_for_current(core);
+    }
+    let script = match &a.seed {
+        None => None,
+        Some(seed) => {
+            let tx = a.failure.clone();
+            match ThreadScript::new(&a.config, seed, Box::new(move |m| drop(tx.send(m)))) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let _ = a.ready.send(Err(e.to_string()));
+                    return WorkerOut {
+                        stats: Stats::new(),
+                        globals: None,
+                    };
+                }
+            }
+        }
+    };
+    let (request, addr) = match &script {
+        Some(s) => (s.static_request.clone(), s.addr),
+        None => (a.request.clone(), a.addr),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let local = tokio::task::LocalSet::new();
+    let conns = connections_of_thread(a.index, a.config.threads, a.config.connections);
+    let ctx = local.block_on(&rt, async {
+        // Open this thread's connections concurrently; failures are retried by the drivers.
+        let opening: Vec<_> = conns
+            .iter()
+            .map(|_| {
+                let c = a.connector.clone();
+                let timeout = a.config.timeout;
+                tokio::task::spawn_local(async move {
+                    tokio::time::timeout(timeout, c.connect(addr))
+                        .await
+                        .ok()?
+                        .ok()
+                })
+            })
+            .collect();
+        let mut streams = Vec::with_capacity(opening.len());
+        for h in opening {
+            streams.push(h.await.ok().flatten());
+        }
+        let _ = a.ready.send(Ok(()));
+        let t0 = match a.start.clone().wait_for(|s| s.is_some()).await {
+            Ok(v) => v.expect("checked by wait_for"),
+            Err(_) => Instant::now(),
+        };
+        // The plan's start on CLOCK_MONOTONIC (the clock behind `Instant` on Linux).
+        let (now_i, now_m) = (Instant::now(), crate::pacer::mono_ns());
+        let t0_mono = if t0 >= now_i {
+            now_m + (t0 - now_i).as_nanos() as u64
+        } else {
+            now_m - (now_i - t0).as_nanos() as u64
+        };
+        // At low per-thread rates, wake early and spin the last stretch before each slot, and
+        // poll for responses instead of sleeping (see `conn::LOW_RATE_SPIN`).
+        let drain = drain_period(&a.config);
+        let spin = low_rate_spin(&a.config);
+        let pacer = crate::pacer::Pacer::new(spin, max_early(&a.config)).expect("timerfd");
+        tokio::task::spawn_local(pacer.clone().run());
+        let ctx = Rc::new(ThreadCtx {
+            t0: t0_mono,
+            pacer,
+            pacing: a.config.pacing,
+            spin_ns: spin,
+            addr,
+            request,
+            timeout: a.config.timeout,
+            end_ns: a.config.duration.as_nanos() as u64,
+            cut_ns: (a.config.duration + drain).as_nanos() as u64,
+            cut: t0 + a.config.duration + drain,
+            stats: Stats::anchored(crate::timeline::unix_ns_at(t0)).into(),
+        });
+        let mut tasks = Vec::with_capacity(conns.len());
+        for (&i, s) in conns.iter().zip(streams) {
+            let plan = a
+                .config
+                .rate
+                .clone()
+                .map(|p| Plan::new(p, i, a.config.connections));
+            let (ctx, c) = (ctx.clone(), a.connector.clone());
+            // Scripts without request/response/delay hooks take the plain path too.
+            let task = match script.as_ref().filter(|s| s.has_hooks()) {
+                Some(sc) => match sc.connection(i + 1) {
+                    Ok(h) => tokio::task::spawn_local(conn::drive(ctx, c, plan, s, h)),
+                    Err(_) => continue,
+                },
+                None => tokio::task::spawn_local(conn::drive(ctx, c, plan, s, NoHooks(Discard))),
+            };
+            tasks.push(task);
+        }
+        let mut stop = a.stop.clone();
+        let thread_stopped = async {
+            match &script {
+                Some(s) => s.stop_flag().wait().await,
+                None => std::future::pending().await,
+            }
+        };
+        let all_done = async {
+            for t in tasks.iter_mut() {
+                let _ = t.await;
+            }
+        };
+        // Open loop: at the deadline the connections finish what was planned before it and
+        // end by themselves, by the end of the drain period at the latest (the sleep is a
+        // backstop for a connection stuck in a reconnect).
+        let backstop = tokio::time::sleep_until((t0 + a.config.duration + drain).into());
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => {}
+            _ = thread_stopped => {}
+            _ = all_done => {}
+            _ = async { backstop.await; tokio::time::sleep(DRAIN_BACKSTOP).await } => {}
+        }
+        for t in tasks {
+            t.abort();
+        }
+        ctx
+    });
+    drop(local);
+    let mut stats = std::mem::take(&mut *ctx.stats.borrow_mut());
+    stats.script_limited = script.as_ref().is_some_and(|s| s.limits_rate());
+    stats.cpu_ns = thread_cpu_ns();
+    WorkerOut {
+        stats,
+        globals: script.map(|s| s.globals()),
+    }
+}

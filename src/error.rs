@@ -1,0 +1,55 @@
+//! The library's error type and the process exit code each kind maps to.
+//!
+//! Exit codes (DESIGN.md): 0 success · 1 runtime failure (nothing reachable, TLS refused, script
+//! error) · 2 usage error (bad flag, URL, file) · 3 a declared threshold was breached.
+
+use std::fmt;
+
+/// Everything that can stop a run. Each variant carries a one-line, human-readable message.
+#[derive(Debug)]
+pub enum Error {
+    /// Bad command-line input or an unreadable input file: exit code 2.
+    Usage(String),
+    /// The target could not be resolved or reached before the run: exit code 1.
+    Connect(String),
+    /// A Lua script failed to load or raised an error: exit code 1.
+    Script(String),
+    /// Any other failure at run time (I/O, TLS set-up, thread start): exit code 1.
+    Runtime(String),
+    /// At least one declared threshold failed: exit code 3.
+    Threshold(String),
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => 2,
+            Error::Threshold(_) => 3,
+            Error::Connect(_) | Error::Script(_) | Error::Runtime(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m)
+            | Error::Connect(m)
+            | Error::Script(m)
+            | Error::Runtime(m)
+            | Error::Threshold(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Runtime(e.to_string())
+    }
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

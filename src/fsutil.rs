@@ -1,0 +1,32 @@
+//! File output that is never left half-written: write to a temporary file beside the target,
+//! flush it to disk, then rename over the target.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Writes `data` to `path` atomically (temporary file in the same directory, then rename).
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let err = |e: std::io::Error| Error::Runtime(format!("cannot write {}: {e}", path.display()));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Usage(format!("not a file path: {}", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    let res = f.write_all(data).and_then(|_| f.sync_all());
+    drop(f);
+    if let Err(e) = res.and_then(|_| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
+    Ok(())
+}

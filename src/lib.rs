@@ -1,0 +1,50 @@
+//! # loadgen
+//!
+//! A wrk2-compatible HTTP load generator. With `-R` it sends an open-loop, constant-throughput
+//! load and records each request's latency from when it *should* have been sent
+//! (coordinated-omission correction), so a stalled server shows up in the tail percentiles
+//! instead of hiding. Without `-R` it runs closed loop at maximum throughput, like wrk.
+//!
+//! ## Layout
+//!
+//! - [`cli`]: clap definitions (wrk2's flags) validated into a [`config::Config`].
+//! - [`config`]: the validated run configuration and target URL.
+//! - [`units`]: parsing `10k`/`2s` and formatting times and sizes as wrk does.
+//! - [`schedule`]: pure pacing — the intended send time of every request.
+//! - [`pacer`]: the per-thread precise (timerfd) timer that waits for those times.
+//! - [`engine`]: threads, runtimes, start/stop, Ctrl-C, merge → [`engine::Summary`].
+//! - [`conn`]: one connection's loop (TCP/TLS connect, send, read, record, reconnect).
+//! - [`request`]: the bytes each request sends.
+//! - [`script`]: the Lua bridge (wrk's scripting API).
+//! - [`record`]: per-thread histograms and counters, merged with `+=`.
+//! - [`timeline`]: per-wall-clock-second counts and latency histograms, mergeable exactly.
+//! - [`hdr`]: HdrHistogram V2 encodings (plain, and compressed + base64).
+//! - [`report`]: the wrk2 text report, the JSON result, JUnit XML, `.hlog` interval logs.
+//! - [`slo`]: the `--slo` threshold grammar and its evaluation.
+//! - [`results`]: outputs and exit codes of a run; the `merge` and `report` commands.
+//! - [`server`]: the built-in target server used by `serve`, `demo` and the tests.
+//! - [`app`]: the commands behind the CLI; [`error`]: error kinds and exit codes.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod conn;
+pub mod engine;
+pub mod error;
+pub mod fsutil;
+pub mod hdr;
+pub mod pacer;
+pub mod record;
+pub mod report;
+pub mod request;
+pub mod results;
+pub mod schedule;
+pub mod script;
+pub mod server;
+pub mod slo;
+pub mod timeline;
+pub mod units;
+
+pub use config::Config;
+pub use engine::{run, Summary};
+pub use error::{Error, Result};

@@ -1,0 +1,307 @@
+//! Sub-millisecond pacing for one worker thread.
+//!
+//! tokio's timer wheel has a 1 ms resolution: a connection that sleeps until its slot wakes on
+//! the next millisecond tick, so every request would be sent up to 1 ms late and, because the
+//! latency is measured from the intended time, the generator's own timer slack would be recorded
+//! as server latency (wrk2's flaw). Written by hand because no crate offers a precise timer that
+//! lives inside a current-thread tokio runtime: each worker thread has one `timerfd`
+//! (CLOCK_MONOTONIC, absolute expiry, nanosecond resolution) registered with tokio's reactor,
+//! and a min-heap of the connections waiting on it. The timerfd is armed for the earliest
+//! deadline only; when it fires, every connection whose slot has come is woken and the timer is
+//! re-armed for the next one. Thread-local: no locks, no atomics, no allocation once the heap
+//! has grown to the number of connections.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use tokio::io::unix::AsyncFd;
+
+/// Deadlines closer than this to "now" are treated as due (the wake-up itself takes longer).
+const SLACK_NS: u64 = 2_000;
+
+/// Current CLOCK_MONOTONIC time in nanoseconds (the clock `std::time::Instant` uses on Linux).
+#[inline]
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+struct Entry {
+    due: u64,
+    seq: u64,
+    waker: Waker,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, o: &Self) -> bool {
+        (self.due, self.seq) == (o.due, o.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(o.due, o.seq))
+    }
+}
+
+struct Inner {
+    heap: BinaryHeap<Reverse<Entry>>,
+    /// The timerfd's next expiry (`u64::MAX`: disarmed).
+    armed: u64,
+    seq: u64,
+}
+
+/// A worker thread's precise timer. Create it inside the thread's runtime, spawn
+/// [`Pacer::run`] on the thread's `LocalSet`, and await [`Pacer::sleep_until`].
+pub struct Pacer {
+    fd: AsyncFd<OwnedFd>,
+    inner: RefCell<Inner>,
+    /// Wake this long before a deadline and spin for the rest (0: never spin). Waking an idle
+    /// CPU takes tens to hundreds of microseconds (far more in a VM); at low rates the engine
+    /// buys that back with a short busy-wait, which costs little CPU there.
+    spin: u64,
+    /// The most a sleep may end before its deadline (0: never early).
+    max_early: u64,
+    /// How early sleeps end now: an estimate of this thread's wake-up latency (a running mean
+    /// of how late the timer's wake-ups have been), at most `max_early`. Waking that much
+    /// before a slot sends the request close to its slot instead of a wake-up late; a request
+    /// sent early is timed from its actual send (`Stats::record`), so nothing is under-reported.
+    early: std::cell::Cell<u64>,
+}
+
+/// A one-shot timer setting expiring at `at` (absolute CLOCK_MONOTONIC ns).
+fn one_shot(at: u64) -> libc::itimerspec {
+    libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: (at / 1_000_000_000) as libc::time_t,
+            tv_nsec: (at % 1_000_000_000) as libc::c_long,
+        },
+    }
+}
+
+/// A new non-blocking CLOCK_MONOTONIC timerfd.
+fn new_timerfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the returned descriptor is owned below.
+    let fd = unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+impl Pacer {
+    /// Creates the timerfd and registers it with the current runtime's reactor.
+    /// `spin_ns`: how long before each deadline to wake and busy-wait (0 for never).
+    /// `max_early_ns`: the most a sleep may end before its deadline to make up for the
+    /// thread's wake-up latency (0: never early).
+    pub fn new(spin_ns: u64, max_early_ns: u64) -> io::Result<Rc<Pacer>> {
+        let owned = new_timerfd()?;
+        // SAFETY: `owned` is a valid open descriptor, owned by the AsyncFd from here on, so it
+        // stays open and unchanged for the AsyncFd's whole life.
+        let fd = unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        Ok(Rc::new(Pacer {
+            fd,
+            inner: RefCell::new(Inner {
+                heap: BinaryHeap::with_capacity(64),
+                armed: u64::MAX,
+                seq: 0,
+            }),
+            spin: spin_ns,
+            max_early: max_early_ns,
+            early: std::cell::Cell::new(0),
+        }))
+    }
+
+    fn arm(&self, inner: &mut Inner, at: u64) {
+        let spec = one_shot(at);
+        // SAFETY: valid descriptor and itimerspec.
+        unsafe {
+            libc::timerfd_settime(
+                self.fd.as_raw_fd(),
+                libc::TFD_TIMER_ABSTIME,
+                &spec,
+                std::ptr::null_mut(),
+            )
+        };
+        inner.armed = at;
+    }
+
+    /// Completes at `due` (CLOCK_MONOTONIC ns), to within a few microseconds when the thread
+    /// is not busy.
+    pub fn sleep_until(self: &Rc<Self>, due: u64) -> Sleep<'_> {
+        Sleep {
+            pacer: self,
+            due,
+            wake: None,
+        }
+    }
+
+    /// Wakes the sleepers whose time has come; runs for the life of the thread.
+    pub async fn run(self: Rc<Self>) {
+        loop {
+            let Ok(mut guard) = self.fd.readable().await else {
+                return;
+            };
+            // The expiration count is not read: the timer is one-shot and re-armed below (which
+            // resets the count), and epoll, edge-triggered as tokio registers it, reports each
+            // new expiry anyway — one system call fewer per slot. (A periodic timerfd re-arms
+            // only when read, so it would save nothing.)
+            guard.clear_ready();
+            let mut inner = self.inner.borrow_mut();
+            let woke = mono_ns();
+            if self.max_early > 0 && inner.armed != u64::MAX {
+                // Running mean (1/8 weight) of how late this wake-up is.
+                let late = woke.saturating_sub(inner.armed).min(self.max_early);
+                let e = self.early.get();
+                self.early.set((e * 7 + late) / 8);
+            }
+            inner.armed = u64::MAX;
+            let now = woke + SLACK_NS;
+            while inner.heap.peek().is_some_and(|e| e.0.due <= now) {
+                if let Some(Reverse(e)) = inner.heap.pop() {
+                    e.waker.wake();
+                }
+            }
+            if let Some(next) = inner.heap.peek().map(|e| e.0.due) {
+                self.arm(&mut inner, next);
+            }
+        }
+    }
+}
+
+/// Sleeps until `due` (CLOCK_MONOTONIC ns) on a one-off timerfd: microsecond-accurate on any
+/// tokio runtime, at the cost of a few system calls. For the built-in server's delays, where
+/// tokio's 1 ms timer would blur the service times the accuracy tests rely on.
+pub async fn sleep_until_precise(due: u64) -> io::Result<()> {
+    if mono_ns() >= due {
+        return Ok(());
+    }
+    let owned = new_timerfd()?;
+    let spec = one_shot(due);
+    // SAFETY: valid descriptor and itimerspec.
+    if unsafe {
+        libc::timerfd_settime(
+            owned.as_raw_fd(),
+            libc::TFD_TIMER_ABSTIME,
+            &spec,
+            std::ptr::null_mut(),
+        )
+    } < 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `owned` stays open and unchanged for the AsyncFd's whole life.
+    let afd = unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)?;
+    let _ = afd.readable().await?;
+    Ok(())
+}
+
+/// Future returned by [`Pacer::sleep_until`].
+pub struct Sleep<'a> {
+    pacer: &'a Rc<Pacer>,
+    due: u64,
+    /// The wake-up this sleep registered for (its deadline minus the early allowance).
+    wake: Option<u64>,
+}
+
+impl Future for Sleep<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let now = mono_ns();
+        if now + SLACK_NS >= this.due {
+            return Poll::Ready(());
+        }
+        let spin = this.pacer.spin;
+        if this.due - now <= spin {
+            while mono_ns() < this.due {
+                std::hint::spin_loop();
+            }
+            return Poll::Ready(());
+        }
+        // Without spinning, a sleep ends at the (early) wake-up it registered for.
+        if spin == 0 && this.wake.is_some_and(|w| now + SLACK_NS >= w) {
+            return Poll::Ready(());
+        }
+        let wake = this.due - spin.max(this.pacer.early.get()).min(this.due);
+        this.wake = Some(wake);
+        let pacer = this.pacer;
+        let mut inner = pacer.inner.borrow_mut();
+        inner.seq += 1;
+        let seq = inner.seq;
+        inner.heap.push(Reverse(Entry {
+            due: wake,
+            seq,
+            waker: cx.waker().clone(),
+        }));
+        if wake < inner.armed {
+            pacer.arm(&mut inner, wake);
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wakes_in_deadline_order_never_early() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        let woke = local.block_on(&rt, async {
+            let pacer = Pacer::new(0, 0).unwrap();
+            tokio::task::spawn_local(pacer.clone().run());
+            let start = mono_ns();
+            let order = Rc::new(RefCell::new(Vec::new()));
+            let mut tasks = Vec::new();
+            for (i, ms) in [(0u64, 3u64), (1, 1), (2, 2), (3, 0)] {
+                let (p, o) = (pacer.clone(), order.clone());
+                tasks.push(tokio::task::spawn_local(async move {
+                    let due = start + ms * 1_000_000 + 300_000;
+                    p.sleep_until(due).await;
+                    o.borrow_mut().push((i, mono_ns() + SLACK_NS >= due));
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            Rc::try_unwrap(order).unwrap().into_inner()
+        });
+        let ids: Vec<u64> = woke.iter().map(|w| w.0).collect();
+        assert_eq!(ids, vec![3, 1, 2, 0]);
+        assert!(woke.iter().all(|w| w.1), "{woke:?}");
+    }
+}

@@ -1,0 +1,357 @@
+//! Per-thread measurements and their merge.
+//!
+//! Each worker thread owns one [`Stats`]; every connection of that thread records into it (the
+//! thread is single-threaded, so there is no lock and no atomic). After the threads join, the
+//! engine adds them together once with `+=`. All latencies are HdrHistograms in microseconds
+//! (1 µs to 24 h, 3 significant digits — the same range wrk2 uses), so recording is lossless
+//! and memory does not grow with the number of requests.
+
+use std::ops::AddAssign;
+
+use hdrhistogram::Histogram;
+
+use crate::timeline::Timeline;
+
+/// Highest trackable latency in µs (24 hours, as wrk2).
+pub const MAX_LATENCY_US: u64 = 24 * 3600 * 1_000_000;
+/// Significant decimal digits kept by every histogram.
+pub const SIGFIG: u8 = 3;
+
+/// A new, empty latency histogram with loadgen's standard range.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGFIG).expect("static histogram bounds")
+}
+
+/// Socket and HTTP errors, by kind (wrk's categories).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Errors {
+    /// Connections that could not be opened (TCP or TLS handshake).
+    pub connect: u64,
+    /// Reads that failed, or connections closed before a response was complete.
+    pub read: u64,
+    /// Writes that failed.
+    pub write: u64,
+    /// Responses not complete within `--timeout` of the request being sent.
+    pub timeout: u64,
+    /// Responses whose status was outside 2xx/3xx.
+    pub status: u64,
+}
+
+impl Errors {
+    /// Socket-level errors (everything but `status`).
+    pub fn socket(&self) -> u64 {
+        self.connect + self.read + self.write + self.timeout
+    }
+}
+
+impl AddAssign<&Errors> for Errors {
+    fn add_assign(&mut self, o: &Errors) {
+        self.connect += o.connect;
+        self.read += o.read;
+        self.write += o.write;
+        self.timeout += o.timeout;
+        self.status += o.status;
+    }
+}
+
+/// Requests completed and errors seen in one wall-clock second of the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Second {
+    /// Responses completed in this second.
+    pub requests: u64,
+    /// Errors of any kind in this second.
+    pub errors: u64,
+}
+
+/// Number of distinct status codes tracked individually (0..=999).
+pub const STATUS_CODES: usize = 1000;
+
+/// Everything one thread (or, after merging, the whole run) measured.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Response complete − intended send time, µs (coordinated-omission corrected). In closed
+    /// loop the intended time is the actual send time, so this equals `uncorrected`.
+    pub corrected: Histogram<u64>,
+    /// Response complete − actual send time, µs.
+    pub uncorrected: Histogram<u64>,
+    /// Actual send − the later of (intended send, the connection becoming free), µs: how far
+    /// the generator itself fell behind its plan. Time a connection spent waiting for the
+    /// previous response is the server's, not the generator's, and is not counted here.
+    pub send_lag: Histogram<u64>,
+    /// Requests completed per second by one thread, one sample per full second per thread
+    /// (the "Req/Sec" row).
+    pub req_per_sec: Histogram<u64>,
+    /// Completed responses.
+    pub requests: u64,
+    /// Bytes read from sockets (headers and bodies).
+    pub bytes: u64,
+    /// Errors by kind.
+    pub errors: Errors,
+    /// Responses per status code; codes >= 1000 are counted at index 0.
+    pub status: Box<[u64; STATUS_CODES]>,
+    /// Per-second counts since the start of the run (16 bytes a second of run time).
+    pub series: Vec<Second>,
+    /// Per wall-clock second: responses, errors and the corrected-latency histogram.
+    pub timeline: Timeline,
+    /// The script held the rate down on purpose (`delay()` think time or `thread:stop()`), so
+    /// a shortfall against `-R` is not the server's or the generator's doing.
+    pub script_limited: bool,
+    /// CPU time the worker threads used (user + system), ns: with the elapsed time and the
+    /// thread count, how busy the generator was.
+    pub cpu_ns: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::new()
+    }
+}
+
+impl Stats {
+    /// Empty statistics.
+    pub fn new() -> Stats {
+        Stats {
+            corrected: new_histogram(),
+            uncorrected: new_histogram(),
+            send_lag: new_histogram(),
+            req_per_sec: Histogram::new_with_bounds(1, 1_000_000_000, SIGFIG).expect("bounds"),
+            requests: 0,
+            bytes: 0,
+            errors: Errors::default(),
+            status: Box::new([0; STATUS_CODES]),
+            series: Vec::new(),
+            timeline: Timeline::default(),
+            script_limited: false,
+            cpu_ns: 0,
+        }
+    }
+
+    /// Empty statistics for a run whose start instant `t0` is at Unix time `t0_unix_ns`, so
+    /// that the per-second [`Timeline`] follows the wall clock.
+    pub fn anchored(t0_unix_ns: u64) -> Stats {
+        Stats {
+            timeline: Timeline::new(t0_unix_ns),
+            ..Stats::new()
+        }
+    }
+
+    #[inline]
+    fn second(&mut self, at_ns: u64) -> &mut Second {
+        let s = (at_ns / 1_000_000_000) as usize;
+        if s >= self.series.len() {
+            self.series.resize(s + 1, Second::default());
+        }
+        &mut self.series[s]
+    }
+
+    /// Records one complete response. Times are nanoseconds since the run's start `t0`:
+    /// `intended` is when the plan wanted the request sent, `free` when the connection became
+    /// able to send it (previous response read, or connection opened), `sent` when it was
+    /// written, `done` when the last byte of the response was read.
+    #[inline]
+    pub fn record(&mut self, intended: u64, free: u64, sent: u64, done: u64, status: u16) {
+        // A request the pacer released a little before its slot is timed from its actual
+        // send; one sent late, from its slot (coordinated-omission correction).
+        let latency = done.saturating_sub(intended.min(sent)) / 1000;
+        self.corrected.saturating_record(latency);
+        self.uncorrected
+            .saturating_record(done.saturating_sub(sent) / 1000);
+        self.send_lag
+            .saturating_record(sent.saturating_sub(intended.max(free)) / 1000);
+        self.requests += 1;
+        let code = status as usize;
+        self.status[if code < STATUS_CODES { code } else { 0 }] += 1;
+        let bad = !(200..400).contains(&status);
+        if bad {
+            self.errors.status += 1;
+        }
+        self.timeline.record(done, latency, bad);
+        let sec = self.second(done);
+        sec.requests += 1;
+        if bad {
+            sec.errors += 1;
+        }
+    }
+
+    /// Records a planned request that had not completed when the run's drain period ended
+    /// (`cut`, ns since `t0`): its corrected latency is at least `cut − intended`, so that
+    /// lower bound goes into the corrected histogram (leaving it out would hide the worst
+    /// requests of an overloaded run), and it counts as a timeout error. It is not a completed
+    /// request: `requests` and the uncorrected histogram do not change.
+    pub fn unfinished(&mut self, intended: u64, cut: u64) {
+        let latency = cut.saturating_sub(intended) / 1000;
+        self.corrected.saturating_record(latency);
+        self.error(cut, |e| &mut e.timeout);
+    }
+
+    /// Counts one error at `at_ns` (ns since `t0`); `kind` picks the counter.
+    pub fn error(&mut self, at_ns: u64, kind: fn(&mut Errors) -> &mut u64) {
+        *kind(&mut self.errors) += 1;
+        self.second(at_ns).errors += 1;
+        self.timeline.error(at_ns);
+    }
+
+    /// Closes the thread's recording after a run of `elapsed_ns`: every *complete* second of
+    /// this thread becomes one "Req/Sec" sample. A run shorter than one second contributes its
+    /// average rate instead, so short runs still report a rate (wrk2 prints `-nan` there).
+    pub fn finish(&mut self, elapsed_ns: u64) {
+        self.timeline.close();
+        let full = (elapsed_ns / 1_000_000_000) as usize;
+        if full == 0 {
+            if elapsed_ns > 0 {
+                let rate = self.requests as f64 * 1e9 / elapsed_ns as f64;
+                self.req_per_sec.saturating_record(rate.round() as u64);
+            }
+            return;
+        }
+        for i in 0..full {
+            let n = self.series.get(i).map_or(0, |s| s.requests);
+            self.req_per_sec.saturating_record(n);
+        }
+    }
+
+    /// Count of responses with a status in `[lo, hi)`.
+    pub fn status_range(&self, lo: usize, hi: usize) -> u64 {
+        self.status[lo.min(STATUS_CODES)..hi.min(STATUS_CODES)]
+            .iter()
+            .sum()
+    }
+}
+
+impl AddAssign<&Stats> for Stats {
+    fn add_assign(&mut self, o: &Stats) {
+        self.script_limited |= o.script_limited;
+        self.cpu_ns += o.cpu_ns;
+        // The histograms all share one range, so `add` cannot fail.
+        self.corrected
+            .add(&o.corrected)
+            .expect("same histogram range");
+        self.uncorrected
+            .add(&o.uncorrected)
+            .expect("same histogram range");
+        self.send_lag
+            .add(&o.send_lag)
+            .expect("same histogram range");
+        self.req_per_sec
+            .add(&o.req_per_sec)
+            .expect("same histogram range");
+        self.requests += o.requests;
+        self.bytes += o.bytes;
+        self.errors += &o.errors;
+        for (a, b) in self.status.iter_mut().zip(o.status.iter()) {
+            *a += b;
+        }
+        if self.series.len() < o.series.len() {
+            self.series.resize(o.series.len(), Second::default());
+        }
+        for (a, b) in self.series.iter_mut().zip(o.series.iter()) {
+            a.requests += b.requests;
+            a.errors += b.errors;
+        }
+        self.timeline += &o.timeline;
+    }
+}
+
+/// Share of the recorded values that lie within `k` standard deviations of the mean, in percent
+/// (wrk's "+/- Stdev" column).
+pub fn within_stdev(h: &Histogram<u64>, k: f64) -> f64 {
+    if h.is_empty() {
+        return 0.0;
+    }
+    let (mean, sd) = (h.mean(), h.stdev());
+    let (lo, hi) = (mean - k * sd, mean + k * sd);
+    let inside: u64 = h
+        .iter_recorded()
+        .filter(|v| {
+            let x = v.value_iterated_to() as f64;
+            x >= lo && x <= hi
+        })
+        .map(|v| v.count_at_value())
+        .sum();
+    inside as f64 * 100.0 / h.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_sends_are_timed_from_the_send_late_ones_from_the_slot() {
+        let mut s = Stats::new();
+        // Released 20 µs before its slot at 1 ms, answered 100 µs after the send.
+        s.record(1_000_000, 0, 980_000, 1_080_000, 200);
+        // Sent 30 µs after its slot at 2 ms (connection free since 1.5 ms), answered 100 µs later.
+        s.record(2_000_000, 1_500_000, 2_030_000, 2_130_000, 200);
+        assert_eq!(s.corrected.min(), 100);
+        assert_eq!(s.corrected.max(), 130);
+        assert_eq!((s.send_lag.min(), s.send_lag.max()), (0, 30));
+    }
+
+    #[test]
+    fn record_and_merge() {
+        let mut a = Stats::new();
+        a.record(0, 0, 1_000, 101_000, 200);
+        a.record(1_000_000_000, 0, 1_000_000_000, 1_000_500_000, 500);
+        let mut b = Stats::new();
+        b.record(0, 0, 0, 2_000_000, 204);
+        b.error(2_500_000_000, |e| &mut e.read);
+        let mut m = Stats::new();
+        m += &a;
+        m += &b;
+        assert_eq!(m.requests, 3);
+        assert_eq!(m.errors.status, 1);
+        assert_eq!(m.errors.read, 1);
+        assert_eq!(m.status[200] + m.status[204] + m.status[500], 3);
+        assert_eq!(m.status_range(500, 600), 1);
+        assert_eq!(m.corrected.len(), 3);
+        assert_eq!(m.corrected.max(), m.corrected.highest_equivalent(2000));
+        assert_eq!(m.uncorrected.value_at_quantile(0.0), 100);
+        assert_eq!(m.send_lag.value_at_quantile(1.0), 1);
+        assert_eq!(
+            m.series,
+            vec![
+                Second {
+                    requests: 2,
+                    errors: 0
+                },
+                Second {
+                    requests: 1,
+                    errors: 1
+                },
+                Second {
+                    requests: 0,
+                    errors: 1
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn req_per_sec_samples_full_seconds() {
+        let mut s = Stats::new();
+        for i in 0..2500u64 {
+            let t = i * 1_000_000; // 1000 per second for 2.5 s
+            s.record(t, t, t, t + 10, 200);
+        }
+        s.finish(2_500_000_000);
+        assert_eq!(s.req_per_sec.len(), 2);
+        assert_eq!(s.req_per_sec.value_at_quantile(0.5), 1000);
+
+        let mut short = Stats::new();
+        for i in 0..50u64 {
+            short.record(i * 1_000_000, 0, i * 1_000_000, i * 1_000_000 + 5, 200);
+        }
+        short.finish(500_000_000);
+        assert_eq!(short.req_per_sec.value_at_quantile(0.5), 100);
+    }
+
+    #[test]
+    fn within_one_stdev() {
+        let mut h = new_histogram();
+        for v in [10, 10, 10, 10, 1000] {
+            h.record(v).unwrap();
+        }
+        let w = within_stdev(&h, 1.0);
+        assert!((w - 80.0).abs() < 1e-9, "{w}");
+    }
+}

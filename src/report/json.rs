@@ -1,0 +1,684 @@
+//! The JSON result document (schema `loadgen.result`, version 1; reference: docs/json-schema.md).
+//!
+//! [`Document`] is the serialized form, field for field. [`RunResult`] is what the commands work
+//! with: a [`Summary`] plus the thresholds and, for merged results, the inputs. The two convert
+//! both ways, losslessly for everything the reports use: histograms travel in HdrHistogram's
+//! compressed V2 encoding (base64), counters as integers and durations in nanoseconds, so that
+//! `loadgen report result.json` prints the same text as the run that wrote it, and
+//! `loadgen merge` adds histograms exactly.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Target};
+use crate::engine::Summary;
+use crate::error::{Error, Result};
+use crate::hdr;
+use crate::record::{new_histogram, Errors, Stats, SIGFIG, STATUS_CODES};
+use crate::schedule::RateProfile;
+use crate::slo::{self, Outcome, Slo};
+use crate::timeline::{Interval, Timeline, NS_PER_SEC};
+
+/// The value of the document's `schema` field.
+pub const SCHEMA: &str = "loadgen.result";
+/// The schema version this build writes (and the newest it reads).
+pub const VERSION: u32 = 1;
+/// The value of `histograms.encoding`.
+pub const ENCODING: &str = "hdrhistogram-v2-deflate-base64";
+/// Highest value of the `req_per_sec` histogram.
+const REQ_PER_SEC_MAX: u64 = 1_000_000_000;
+
+/// One input of a merged result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// The file the input was read from, as named on the command line.
+    pub file: String,
+    /// The input's target URL.
+    pub url: String,
+    /// The input's start, Unix time in µs.
+    pub start_unix_us: u64,
+    /// The input's elapsed time, ns.
+    pub elapsed_ns: u64,
+    /// The input's completed responses.
+    pub requests: u64,
+    /// The input's threads.
+    pub threads: usize,
+    /// The input's connections.
+    pub connections: usize,
+    /// The input's target rate (req/s), `null` for closed loop.
+    pub rate: Option<f64>,
+}
+
+/// A run's (or a merge's) result, as the commands use it.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// What was measured.
+    pub summary: Summary,
+    /// The thresholds declared for it.
+    pub slos: Vec<Slo>,
+    /// Their verdicts, in the same order.
+    pub outcomes: Vec<Outcome>,
+    /// For a merged result, the inputs (empty for a single run).
+    pub sources: Vec<Source>,
+}
+
+impl RunResult {
+    /// A result with `slos` evaluated against `summary`.
+    pub fn new(summary: Summary, slos: Vec<Slo>, sources: Vec<Source>) -> RunResult {
+        let outcomes = slo::evaluate_all(&slos, &summary);
+        RunResult {
+            summary,
+            slos,
+            outcomes,
+            sources,
+        }
+    }
+
+    /// Replaces the thresholds and re-evaluates them.
+    pub fn set_slos(&mut self, slos: Vec<Slo>) {
+        self.outcomes = slo::evaluate_all(&slos, &self.summary);
+        self.slos = slos;
+    }
+
+    /// Whether every threshold passed (true when there are none).
+    pub fn passed(&self) -> bool {
+        self.outcomes.iter().all(|o| o.pass)
+    }
+}
+
+/// The whole JSON document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    /// Always `loadgen.result`.
+    pub schema: String,
+    /// Schema version, currently 1.
+    pub version: u32,
+    /// The program that wrote the document.
+    pub generator: Generator,
+    /// The run's configuration.
+    pub config: ConfigDoc,
+    /// The socket address the run connected to.
+    pub addr: String,
+    /// Start of the run, RFC 3339 UTC with µs.
+    pub start: String,
+    /// Start of the run, Unix time in µs.
+    pub start_unix_us: u64,
+    /// Elapsed time, seconds (for people; `elapsed_ns` is exact).
+    pub elapsed_s: f64,
+    /// Elapsed time, ns.
+    pub elapsed_ns: u64,
+    /// The run was stopped by Ctrl-C.
+    pub interrupted: bool,
+    /// Completed responses (any status).
+    pub requests: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Target and achieved rates.
+    pub rate: RateDoc,
+    /// Errors by kind.
+    pub errors: ErrorsDoc,
+    /// Responses per status code (codes that occurred only; key `"0"`: codes above 999).
+    pub status: BTreeMap<String, u64>,
+    /// Latency summaries.
+    pub latency: LatencyDoc,
+    /// One entry per wall-clock second of the run.
+    pub series: Vec<SecondDoc>,
+    /// Full histograms.
+    pub histograms: HistogramsDoc,
+    /// Thresholds and their verdicts.
+    pub thresholds: ThresholdsDoc,
+    /// Inputs of a merged result (empty for a single run).
+    pub sources: Vec<Source>,
+}
+
+/// `generator`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generator {
+    /// `loadgen`.
+    pub name: String,
+    /// The crate version.
+    pub version: String,
+}
+
+/// `config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigDoc {
+    /// Target URL as given.
+    pub url: String,
+    /// Worker threads (`-t`).
+    pub threads: usize,
+    /// Connections (`-c`).
+    pub connections: usize,
+    /// Target rate in req/s (`-R`); `null` for closed loop.
+    pub rate: Option<f64>,
+    /// Planned duration (`-d`), seconds.
+    pub duration_s: f64,
+    /// Request timeout, seconds.
+    pub timeout_s: f64,
+    /// HTTP method.
+    pub method: String,
+    /// Lua script path, if any.
+    pub script: Option<String>,
+    /// `-L` was given: the text report shows the distribution.
+    pub latency: bool,
+    /// `-U` was given: the text report shows the uncorrected distribution too.
+    pub u_latency: bool,
+}
+
+/// `rate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateDoc {
+    /// Target rate, req/s; `null` for closed loop.
+    pub target: Option<f64>,
+    /// Completed responses per second of elapsed time.
+    pub achieved: f64,
+}
+
+/// `errors`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorsDoc {
+    /// Sum of the kinds below.
+    pub total: u64,
+    /// Connections that could not be opened.
+    pub connect: u64,
+    /// Failed reads or connections closed mid-response.
+    pub read: u64,
+    /// Failed writes.
+    pub write: u64,
+    /// Responses not complete within the timeout.
+    pub timeout: u64,
+    /// Responses with a status outside 2xx/3xx.
+    pub status: u64,
+}
+
+/// `latency`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyDoc {
+    /// Always `us`.
+    pub unit: String,
+    /// Response complete − intended send.
+    pub corrected: LatencySummary,
+    /// Response complete − actual send.
+    pub uncorrected: LatencySummary,
+    /// Actual send − intended send (the generator's own lag).
+    pub send_lag: LatencySummary,
+}
+
+/// Summary statistics of one latency histogram, µs. All zero when `count` is 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Recorded values.
+    pub count: u64,
+    /// Smallest value (lowest equivalent of its bucket).
+    pub min: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stdev: f64,
+    /// Largest value (highest equivalent of its bucket).
+    pub max: u64,
+    /// 50th percentile.
+    pub p50: u64,
+    /// 75th percentile.
+    pub p75: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    #[serde(rename = "p99.9")]
+    pub p99_9: u64,
+    /// 99.99th percentile.
+    #[serde(rename = "p99.99")]
+    pub p99_99: u64,
+    /// 99.999th percentile.
+    #[serde(rename = "p99.999")]
+    pub p99_999: u64,
+}
+
+impl LatencySummary {
+    /// The summary of `h`.
+    pub fn of(h: &Histogram<u64>) -> LatencySummary {
+        if h.is_empty() {
+            return LatencySummary {
+                count: 0,
+                min: 0,
+                mean: 0.0,
+                stdev: 0.0,
+                max: 0,
+                p50: 0,
+                p75: 0,
+                p90: 0,
+                p99: 0,
+                p99_9: 0,
+                p99_99: 0,
+                p99_999: 0,
+            };
+        }
+        let q = |p: f64| h.value_at_quantile(p);
+        LatencySummary {
+            count: h.len(),
+            min: h.min(),
+            mean: h.mean(),
+            stdev: h.stdev(),
+            max: h.max(),
+            p50: q(0.5),
+            p75: q(0.75),
+            p90: q(0.9),
+            p99: q(0.99),
+            p99_9: q(0.999),
+            p99_99: q(0.9999),
+            p99_999: q(0.99999),
+        }
+    }
+}
+
+/// One second of `series`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecondDoc {
+    /// The second, Unix time (covers `[t, t+1)`).
+    pub t: u64,
+    /// Responses completed in this second.
+    pub requests: u64,
+    /// Errors of any kind in this second.
+    pub errors: u64,
+    /// Median corrected latency of this second's responses, µs; `null` without responses.
+    pub p50_us: Option<u64>,
+    /// 99th percentile, µs; `null` without responses.
+    pub p99_us: Option<u64>,
+    /// This second's corrected-latency histogram (V2 deflate, base64); `null` without responses.
+    pub histogram: Option<String>,
+}
+
+/// `histograms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistogramsDoc {
+    /// Always `hdrhistogram-v2-deflate-base64`.
+    pub encoding: String,
+    /// Unit of the latency histograms: `us`.
+    pub unit: String,
+    /// Corrected latency.
+    pub corrected: String,
+    /// Uncorrected latency.
+    pub uncorrected: String,
+    /// Send lag.
+    pub send_lag: String,
+    /// Requests per second per thread (one sample per thread per full second).
+    pub req_per_sec: String,
+}
+
+/// `thresholds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdsDoc {
+    /// Every check passed (true when there are none).
+    pub passed: bool,
+    /// One entry per threshold, in declaration order.
+    pub checks: Vec<CheckDoc>,
+}
+
+/// One threshold's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckDoc {
+    /// The expression as declared.
+    pub expr: String,
+    /// The metric part of it.
+    pub metric: String,
+    /// The comparison.
+    pub op: String,
+    /// The limit, in `unit`.
+    pub limit: f64,
+    /// `us`, `percent`, `count` or `req/s`.
+    pub unit: String,
+    /// The measured value in `unit`; `null` when there was nothing to measure.
+    pub actual: Option<f64>,
+    /// Whether it held.
+    pub pass: bool,
+    /// The measured value for people.
+    pub detail: String,
+}
+
+/// Formats Unix time in µs as RFC 3339 UTC, e.g. `2026-11-23T02:51:20.123456Z`.
+pub fn rfc3339(unix_us: u64) -> String {
+    let secs = unix_us / 1_000_000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        unix_us % 1_000_000
+    )
+}
+
+fn unix_us(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// The seconds of a result's time series, each with its recorded interval if it has one:
+/// every second the run overlapped, without gaps, plus any second that holds data (a merged
+/// result's inputs may reach beyond its own start + elapsed). Gaps are filled only within a day
+/// of the run, so stray data can never make the series huge.
+pub fn series_seconds(s: &Summary) -> Vec<(u64, Option<&Interval>)> {
+    const SLACK: u64 = 86_400;
+    let start_ns = unix_us(s.started) * 1000;
+    let end_ns = start_ns + s.elapsed.as_nanos() as u64;
+    let mut first = start_ns / NS_PER_SEC;
+    let mut last = end_ns.saturating_sub(1).max(start_ns) / NS_PER_SEC;
+    let iv = s.stats.timeline.intervals();
+    let (lo, hi) = (first, last);
+    let near = |t: u64| t + SLACK >= lo && t <= hi + SLACK;
+    if let Some(a) = iv.iter().find(|i| near(i.second)) {
+        first = first.min(a.second);
+    }
+    if let Some(b) = iv.iter().rev().find(|i| near(i.second)) {
+        last = last.max(b.second);
+    }
+    let mut out = Vec::new();
+    let mut it = iv.iter().peekable();
+    let mut t = first;
+    loop {
+        // Data before the next filled second (only stray data lies outside the span).
+        while let Some(i) = it.next_if(|i| i.second < t) {
+            out.push((i.second, Some(i)));
+        }
+        if t > last {
+            break;
+        }
+        out.push((t, it.next_if(|i| i.second == t)));
+        t += 1;
+    }
+    out.extend(it.map(|i| (i.second, Some(i))));
+    out
+}
+
+fn series(s: &Summary) -> Vec<SecondDoc> {
+    series_seconds(s)
+        .into_iter()
+        .map(|(t, i)| {
+            let h = i.map(Interval::histogram).filter(|h| !h.is_empty());
+            SecondDoc {
+                t,
+                requests: i.map_or(0, |i| i.requests),
+                errors: i.map_or(0, |i| i.errors),
+                p50_us: h.as_ref().map(|h| h.value_at_quantile(0.5)),
+                p99_us: h.as_ref().map(|h| h.value_at_quantile(0.99)),
+                histogram: h.as_ref().map(hdr::encode_base64),
+            }
+        })
+        .collect()
+}
+
+/// The document for a result.
+pub fn to_document(r: &RunResult) -> Document {
+    let s = &r.summary;
+    let c = &s.config;
+    let st = &s.stats;
+    let start_unix_us = unix_us(s.started);
+    let status = st
+        .status
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(code, n)| (code.to_string(), *n))
+        .collect();
+    Document {
+        schema: SCHEMA.into(),
+        version: VERSION,
+        generator: Generator {
+            name: "loadgen".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        config: ConfigDoc {
+            url: c.target.url.clone(),
+            threads: c.threads,
+            connections: c.connections,
+            rate: c.target_rate(),
+            duration_s: c.duration.as_secs_f64(),
+            timeout_s: c.timeout.as_secs_f64(),
+            method: c.method.clone(),
+            script: c.script.as_ref().map(|p| p.display().to_string()),
+            latency: c.latency,
+            u_latency: c.u_latency,
+        },
+        addr: s.addr.to_string(),
+        start: rfc3339(start_unix_us),
+        start_unix_us,
+        elapsed_s: s.elapsed.as_secs_f64(),
+        elapsed_ns: s.elapsed.as_nanos() as u64,
+        interrupted: s.interrupted,
+        requests: st.requests,
+        bytes: st.bytes,
+        rate: RateDoc {
+            target: c.target_rate(),
+            achieved: s.achieved_rate(),
+        },
+        errors: ErrorsDoc {
+            total: st.errors.socket() + st.errors.status,
+            connect: st.errors.connect,
+            read: st.errors.read,
+            write: st.errors.write,
+            timeout: st.errors.timeout,
+            status: st.errors.status,
+        },
+        status,
+        latency: LatencyDoc {
+            unit: "us".into(),
+            corrected: LatencySummary::of(&st.corrected),
+            uncorrected: LatencySummary::of(&st.uncorrected),
+            send_lag: LatencySummary::of(&st.send_lag),
+        },
+        series: series(s),
+        histograms: HistogramsDoc {
+            encoding: ENCODING.into(),
+            unit: "us".into(),
+            corrected: hdr::encode_base64(&st.corrected),
+            uncorrected: hdr::encode_base64(&st.uncorrected),
+            send_lag: hdr::encode_base64(&st.send_lag),
+            req_per_sec: hdr::encode_base64(&st.req_per_sec),
+        },
+        thresholds: ThresholdsDoc {
+            passed: r.passed(),
+            checks: r
+                .outcomes
+                .iter()
+                .map(|o| CheckDoc {
+                    expr: o.expr.clone(),
+                    metric: o.metric.clone(),
+                    op: o.op.into(),
+                    limit: o.limit,
+                    unit: o.unit.into(),
+                    actual: o.actual,
+                    pass: o.pass,
+                    detail: o.detail.clone(),
+                })
+                .collect(),
+        },
+        sources: r.sources.clone(),
+    }
+}
+
+/// The document as pretty-printed JSON, with a final newline.
+pub fn to_json(r: &RunResult) -> String {
+    let mut s = serde_json::to_string_pretty(&to_document(r)).expect("a document serializes");
+    s.push('\n');
+    s
+}
+
+/// Decodes a base64 histogram into one with loadgen's standard range (`into`), refusing values
+/// that do not fit.
+fn histogram_into(what: &str, text: &str, mut into: Histogram<u64>) -> Result<Histogram<u64>> {
+    let h = hdr::decode_base64(text).map_err(|e| Error::Usage(format!("{what}: {e}")))?;
+    into.add(&h)
+        .map_err(|e| Error::Usage(format!("{what}: histogram out of range: {e:?}")))?;
+    Ok(into)
+}
+
+/// The result a document describes. The thresholds are parsed again from their expressions and
+/// re-evaluated (the data being identical, so are the verdicts).
+pub fn from_document(d: Document) -> Result<RunResult> {
+    let bad = |why: String| Error::Usage(format!("not a loadgen result: {why}"));
+    if d.schema != SCHEMA {
+        return Err(bad(format!(
+            "schema is {:?}, expected {SCHEMA:?}",
+            d.schema
+        )));
+    }
+    if d.version == 0 || d.version > VERSION {
+        return Err(bad(format!(
+            "schema version {} (this loadgen reads up to {VERSION})",
+            d.version
+        )));
+    }
+    let c = &d.config;
+    let mut config = Config::new(Target::parse(&c.url)?);
+    config.threads = c.threads;
+    config.connections = c.connections;
+    config.rate = c.rate.map(RateProfile::Constant);
+    let secs = |v: f64, what: &str| {
+        Duration::try_from_secs_f64(v).map_err(|_| bad(format!("invalid {what} {v}")))
+    };
+    config.duration = secs(c.duration_s, "config.duration_s")?;
+    config.timeout = secs(c.timeout_s, "config.timeout_s")?;
+    config.method = c.method.clone();
+    config.script = c.script.as_ref().map(Into::into);
+    config.latency = c.latency;
+    config.u_latency = c.u_latency;
+
+    let mut stats = Stats::new();
+    let hs = &d.histograms;
+    if hs.encoding != ENCODING {
+        return Err(bad(format!("unknown histogram encoding {:?}", hs.encoding)));
+    }
+    stats.corrected = histogram_into("histograms.corrected", &hs.corrected, new_histogram())?;
+    stats.uncorrected = histogram_into("histograms.uncorrected", &hs.uncorrected, new_histogram())?;
+    stats.send_lag = histogram_into("histograms.send_lag", &hs.send_lag, new_histogram())?;
+    let rps = Histogram::new_with_bounds(1, REQ_PER_SEC_MAX, SIGFIG).expect("static bounds");
+    stats.req_per_sec = histogram_into("histograms.req_per_sec", &hs.req_per_sec, rps)?;
+    stats.requests = d.requests;
+    stats.bytes = d.bytes;
+    stats.errors = Errors {
+        connect: d.errors.connect,
+        read: d.errors.read,
+        write: d.errors.write,
+        timeout: d.errors.timeout,
+        status: d.errors.status,
+    };
+    for (code, n) in &d.status {
+        let i: usize = code
+            .parse()
+            .map_err(|_| bad(format!("status code {code:?}")))?;
+        stats.status[if i < STATUS_CODES { i } else { 0 }] += n;
+    }
+    let mut intervals = Vec::new();
+    for s in &d.series {
+        if s.requests == 0 && s.errors == 0 {
+            continue;
+        }
+        let mut latency = Vec::new();
+        if let Some(h) = &s.histogram {
+            let h = histogram_into(&format!("series[t={}]", s.t), h, new_histogram())?;
+            hdr::encode_v2(&h, &mut latency);
+        }
+        intervals.push(Interval {
+            second: s.t,
+            requests: s.requests,
+            errors: s.errors,
+            latency,
+        });
+    }
+    stats.timeline = Timeline::from_intervals(intervals);
+
+    let summary = Summary {
+        config,
+        addr: d
+            .addr
+            .parse::<SocketAddr>()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
+        started: UNIX_EPOCH + Duration::from_micros(d.start_unix_us),
+        elapsed: Duration::from_nanos(d.elapsed_ns),
+        interrupted: d.interrupted,
+        stats,
+    };
+    let slos = d
+        .thresholds
+        .checks
+        .iter()
+        .map(|c| Slo::parse(&c.expr))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RunResult::new(summary, slos, d.sources))
+}
+
+/// Parses a JSON result; `name` is used in messages.
+pub fn from_json(text: &str, name: &str) -> Result<RunResult> {
+    let d: Document = serde_json::from_str(text)
+        .map_err(|e| Error::Usage(format!("{name}: not a loadgen JSON result: {e}")))?;
+    from_document(d).map_err(|e| Error::Usage(format!("{name}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(start_us: u64, elapsed_ms: u64, seconds: &[u64]) -> Summary {
+        let mut stats = Stats::new();
+        stats.timeline = Timeline::from_intervals(seconds.iter().map(|&second| Interval {
+            second,
+            requests: 1,
+            errors: 0,
+            latency: Vec::new(),
+        }));
+        Summary {
+            config: Config::new(Target::parse("http://h/").unwrap()),
+            addr: SocketAddr::from(([127, 0, 0, 1], 80)),
+            started: UNIX_EPOCH + Duration::from_micros(start_us),
+            elapsed: Duration::from_millis(elapsed_ms),
+            interrupted: false,
+            stats,
+        }
+    }
+
+    #[test]
+    fn series_covers_the_run_without_gaps() {
+        const B: u64 = 1_800_000_000; // a Unix second
+        let us = |s: u64| s * 1_000_000;
+        // Start at B + 0.5 s for 2.5 s: seconds B..=B+2; data in B and B+2 only.
+        let s = summary(us(B) + 500_000, 2500, &[B, B + 2]);
+        let v: Vec<(u64, bool)> = series_seconds(&s)
+            .into_iter()
+            .map(|(t, i)| (t - B, i.is_some()))
+            .collect();
+        assert_eq!(v, vec![(0, true), (1, false), (2, true)]);
+        // Data beyond the run (a merged input that started later) extends the series.
+        let s = summary(us(B) + 500_000, 1000, &[B + 3]);
+        assert_eq!(series_seconds(&s).len(), 4);
+        // Stray data far away is listed but not gap-filled.
+        let s = summary(us(B) + 500_000, 1000, &[3, B + 1]);
+        let t: Vec<u64> = series_seconds(&s).into_iter().map(|(t, _)| t).collect();
+        assert_eq!(t, vec![3, B, B + 1]);
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(rfc3339(951_782_400_000_001), "2000-02-29T00:00:00.000001Z");
+        assert_eq!(
+            rfc3339(1_795_402_280_123_456),
+            "2026-11-23T02:51:20.123456Z"
+        );
+    }
+}

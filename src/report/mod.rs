@@ -1,0 +1,8 @@
+//! Reports: writers that turn a [`Summary`](crate::engine::Summary) into text for people (the
+//! wrk2 layout) or documents for machines. Each writes into any `impl Write`; none measures.
+
+pub mod hlog;
+pub mod json;
+pub mod junit;
+pub mod text;
+pub mod thresholds;

@@ -1,0 +1,328 @@
+//! The wrk2 text report, line for line: header, "Thread Stats" table, the optional HdrHistogram
+//! distribution and detailed percentile spectrum (corrected and, with `-U`, uncorrected), the
+//! totals, socket errors, non-2xx/3xx count, Requests/sec and Transfer/sec. Beyond wrk2: one
+//! line when latencies are not corrected (closed loop), and a warning when the generator itself
+//! could not keep to its plan.
+
+use std::io::{self, Write};
+
+use hdrhistogram::Histogram;
+
+use crate::engine::Summary;
+use crate::record::{within_stdev, SIGFIG};
+use crate::units::{format_binary, format_duration, format_metric, format_time_us};
+
+/// Worker threads busy at least this share of the run: the generator is saturated.
+const BUSY_WARN_SHARE: f64 = 0.9;
+/// Send-lag p99 above which the report warns that the generator fell behind (µs).
+pub const LAG_WARN_US: u64 = 1000;
+/// Achieved rate below this share of the target triggers the same warning.
+pub const RATE_WARN_SHARE: f64 = 0.98;
+
+/// The header printed before the run starts.
+pub fn write_header(w: &mut impl Write, s: &crate::config::Config) -> io::Result<()> {
+    writeln!(
+        w,
+        "Running {} test @ {}",
+        format_duration(s.duration),
+        s.target.url
+    )?;
+    writeln!(
+        w,
+        "  {} threads and {} connections",
+        s.threads, s.connections
+    )
+}
+
+/// wrk's `print_units`: right-align in `width`, two columns of padding when there is no unit.
+fn units(w: &mut impl Write, msg: &str, width: usize) -> io::Result<()> {
+    let b = msg.as_bytes();
+    let mut pad = 2usize;
+    if b.last().is_some_and(u8::is_ascii_alphabetic) {
+        pad -= 1;
+    }
+    if b.len() >= 2 && b[b.len() - 2].is_ascii_alphabetic() {
+        pad -= 1;
+    }
+    let width = width - pad;
+    write!(w, "{msg:>width$}{}", &"  "[..pad])
+}
+
+fn stats_row(
+    w: &mut impl Write,
+    name: &str,
+    h: &Histogram<u64>,
+    fmt: fn(f64) -> String,
+) -> io::Result<()> {
+    write!(w, "    {name:<10}")?;
+    let (mean, sd, max) = if h.is_empty() {
+        (0.0, 0.0, 0.0)
+    } else {
+        (h.mean(), h.stdev(), h.max() as f64)
+    };
+    units(w, &fmt(mean), 8)?;
+    units(w, &fmt(sd), 10)?;
+    units(w, &fmt(max), 9)?;
+    writeln!(w, "{:8.2}%", within_stdev(h, 1.0))
+}
+
+/// The seven-line percentile block followed by the detailed spectrum.
+fn distribution(w: &mut impl Write, h: &Histogram<u64>, title: &str) -> io::Result<()> {
+    writeln!(w, "  Latency Distribution (HdrHistogram - {title})")?;
+    for p in [50.0, 75.0, 90.0, 99.0, 99.9, 99.99, 99.999, 100.0] {
+        write!(w, "{p:7.3}%")?;
+        let v = if h.is_empty() {
+            0
+        } else {
+            h.value_at_quantile(p / 100.0)
+        };
+        units(w, &format_time_us(v as f64), 10)?;
+        writeln!(w)?;
+    }
+    writeln!(w, "\n  Detailed Percentile spectrum:")?;
+    percentile_spectrum(w, h, 5, 1000.0)?;
+    writeln!(
+        w,
+        "----------------------------------------------------------"
+    )
+}
+
+/// HdrHistogram's standard "percentile distribution" text (as `hdr_percentiles_print` in the
+/// CLASSIC format writes it), values divided by `scale` (1000: µs → ms).
+pub fn percentile_spectrum(
+    w: &mut impl Write,
+    h: &Histogram<u64>,
+    ticks_per_half: u32,
+    scale: f64,
+) -> io::Result<()> {
+    writeln!(
+        w,
+        "{:>12} {:>12} {:>12} {:>12}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    )?;
+    let mut total = 0u64;
+    if !h.is_empty() {
+        for v in h.iter_quantiles(ticks_per_half) {
+            total += v.count_since_last_iteration();
+            let q = v.quantile_iterated_to();
+            let value = h.highest_equivalent(v.value_iterated_to()) as f64 / scale;
+            if q < 1.0 {
+                writeln!(
+                    w,
+                    "{value:12.3} {q:12.6} {total:12} {:12.2}",
+                    1.0 / (1.0 - q)
+                )?;
+            } else {
+                writeln!(w, "{value:12.3} {q:12.6} {total:12} {:>12}", "inf")?;
+            }
+        }
+    }
+    let (mean, sd, max) = if h.is_empty() {
+        (0.0, 0.0, 0.0)
+    } else {
+        (h.mean() / scale, h.stdev() / scale, h.max() as f64 / scale)
+    };
+    writeln!(w, "#[Mean    = {mean:12.3}, StdDeviation   = {sd:12.3}]")?;
+    writeln!(
+        w,
+        "#[Max     = {max:12.3}, Total count    = {:12}]",
+        h.len()
+    )?;
+    writeln!(
+        w,
+        "#[Buckets = {:12}, SubBuckets     = {:12}]",
+        h.buckets(),
+        sub_buckets(SIGFIG)
+    )
+}
+
+/// HdrHistogram's sub-bucket count for a precision: the power of two covering 2·10^sigfig.
+fn sub_buckets(sigfig: u8) -> u64 {
+    let largest = 2 * 10u64.pow(sigfig as u32);
+    largest.next_power_of_two()
+}
+
+/// Everything after the run: the full wrk2 report (without the header).
+pub fn write_report(w: &mut impl Write, s: &Summary) -> io::Result<()> {
+    let c = &s.config;
+    let st = &s.stats;
+    writeln!(w, "  Thread Stats   Avg      Stdev     Max   +/- Stdev")?;
+    stats_row(w, "Latency", &st.corrected, format_time_us)?;
+    stats_row(w, "Req/Sec", &st.req_per_sec, format_metric)?;
+    if c.latency || c.u_latency {
+        distribution(w, &st.corrected, "Recorded Latency")?;
+        if c.u_latency {
+            writeln!(w)?;
+            distribution(
+                w,
+                &st.uncorrected,
+                "Uncorrected Latency (measured without taking delayed starts into account)",
+            )?;
+        }
+    }
+    writeln!(
+        w,
+        "  {} requests in {}, {}B read",
+        st.requests,
+        format_time_us(s.elapsed.as_micros() as f64),
+        format_binary(st.bytes as f64)
+    )?;
+    let e = &st.errors;
+    if e.socket() > 0 {
+        writeln!(
+            w,
+            "  Socket errors: connect {}, read {}, write {}, timeout {}",
+            e.connect, e.read, e.write, e.timeout
+        )?;
+    }
+    if e.status > 0 {
+        writeln!(w, "  Non-2xx or 3xx responses: {}", e.status)?;
+    }
+    let secs = s.elapsed.as_secs_f64();
+    let (rps, bps) = if secs > 0.0 {
+        (st.requests as f64 / secs, st.bytes as f64 / secs)
+    } else {
+        (0.0, 0.0)
+    };
+    writeln!(w, "Requests/sec: {rps:9.2}")?;
+    writeln!(w, "Transfer/sec: {:>10}B", format_binary(bps))?;
+    if (c.latency || c.u_latency) && c.rate.is_some() && !st.send_lag.is_empty() {
+        let l = &st.send_lag;
+        writeln!(
+            w,
+            "Send lag:     p50 {}, p99 {}, max {} (generator behind its plan)",
+            format_time_us(l.value_at_quantile(0.5) as f64),
+            format_time_us(l.value_at_quantile(0.99) as f64),
+            format_time_us(l.max() as f64)
+        )?;
+    }
+    for line in notes(s) {
+        writeln!(w, "{line}")?;
+    }
+    Ok(())
+}
+
+/// Share of the run the generator's worker threads spent on a CPU (0 when unknown).
+fn busy_share(s: &Summary) -> f64 {
+    let span = s.elapsed.as_nanos() as f64 * s.config.threads as f64;
+    if span > 0.0 {
+        s.stats.cpu_ns as f64 / span
+    } else {
+        0.0
+    }
+}
+
+/// loadgen's own remarks after the wrk2 lines: closed-loop caveat, interruption, and whether
+/// the generator kept to its plan.
+pub fn notes(s: &Summary) -> Vec<String> {
+    let mut out = Vec::new();
+    if s.interrupted {
+        out.push(format!(
+            "Note: interrupted after {:.2}s; figures cover the elapsed time only.",
+            s.elapsed.as_secs_f64()
+        ));
+    }
+    match s.config.target_rate() {
+        None => out.push(
+            "Note: closed loop (no -R): latencies are not corrected for coordinated omission."
+                .into(),
+        ),
+        Some(target) => {
+            let lag = &s.stats.send_lag;
+            let lag99 = if lag.is_empty() {
+                0
+            } else {
+                lag.value_at_quantile(0.99)
+            };
+            let achieved = s.achieved_rate();
+            let short = achieved < target * RATE_WARN_SHARE;
+            let busy = busy_share(s);
+            if short && s.stats.script_limited {
+                out.push(format!(
+                    "Note: achieved {achieved:.0} of {target:.0} req/s: the script's delay() (think time) or thread:stop() held the rate down."
+                ));
+            }
+            if lag99 > LAG_WARN_US {
+                out.push(format!(
+                    "Warning: the generator fell behind its own plan (send lag p99 {}, achieved {:.0} of {:.0} req/s): the generator, not the server, may have been the limit.",
+                    format_time_us(lag99 as f64),
+                    achieved,
+                    target
+                ));
+            } else if short && busy >= BUSY_WARN_SHARE {
+                out.push(format!(
+                    "Warning: achieved {achieved:.0} of {target:.0} req/s with the generator's threads busy {:.0}% of the run: the generator, not the server, was probably the limit (try more threads, -t).",
+                    busy * 100.0
+                ));
+            } else if short && !s.stats.script_limited {
+                out.push(format!(
+                    "Warning: achieved {:.0} of {:.0} req/s ({:.1}% short) while the generator kept to its plan (send lag p99 {}): connections were waiting on the server; the latencies above include that wait.",
+                    achieved,
+                    target,
+                    100.0 * (1.0 - achieved / target),
+                    format_time_us(lag99 as f64),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::notes;
+    use crate::config::{Config, Target};
+    use crate::engine::Summary;
+    use crate::record::Stats;
+    use crate::schedule::RateProfile;
+
+    /// A 10 s open-loop run at 1000 req/s, one thread, that completed `done` requests with a
+    /// constant send lag of `lag_us`.
+    fn run(done: u64, lag_us: u64) -> Summary {
+        let mut c = Config::new(Target::parse("http://127.0.0.1:1/").unwrap());
+        c.threads = 1;
+        c.rate = Some(RateProfile::Constant(1000.0));
+        let mut stats = Stats::new();
+        for i in 0..done {
+            let t = i * 1_000_000;
+            stats.record(t, t, t + lag_us * 1000, t + 200_000, 200);
+        }
+        Summary {
+            config: c,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            started: SystemTime::now(),
+            elapsed: Duration::from_secs(10),
+            interrupted: false,
+            stats,
+        }
+    }
+
+    fn text(s: &Summary) -> String {
+        notes(s).join("\n")
+    }
+
+    #[test]
+    fn says_who_was_the_limit() {
+        // On plan, on rate: nothing to say.
+        assert_eq!(text(&run(10_000, 5)), "");
+        // Late sends: the generator.
+        assert!(text(&run(10_000, 5000)).contains("the generator fell behind its own plan"));
+        // Short, on plan, threads idle: the server.
+        let s = run(5000, 5);
+        assert!(text(&s).contains("connections were waiting on the server"));
+        // Short with the threads on a CPU 95% of the run: the generator.
+        let mut busy = run(5000, 5);
+        busy.stats.cpu_ns = 9_500_000_000;
+        assert!(text(&busy).contains("threads busy 95%"), "{}", text(&busy));
+        // Short because the script's delay()/thread:stop() said so.
+        let mut script = run(5000, 5);
+        script.stats.script_limited = true;
+        let t = text(&script);
+        assert!(
+            t.contains("held the rate down") && !t.contains("Warning"),
+            "{t}"
+        );
+    }
+}

@@ -1,0 +1,279 @@
+//! Command-line flags for results (`--json`, `--slo`, `--fail-on-errors`, `--junit`, `--hlog`,
+//! `--quiet`) and the `merge` / `report` subcommands, validated into [`Outputs`] before any
+//! load is sent. Output paths may name environment variables (`{env:VAR}`, `${VAR}`, `$VAR`),
+//! so that each instance of a distributed run writes its own file.
+
+use std::path::{Path, PathBuf};
+
+use clap::{ArgAction, Args};
+
+use crate::error::{Error, Result};
+use crate::slo::{self, Slo};
+
+/// Flags that say what to do with a result; shared by a load test, `merge` and `report`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OutputArgs {
+    /// Write the result as JSON to FILE ("-": stdout, the text report then goes to stderr).
+    /// {env:VAR}, ${VAR} and $VAR in FILE are replaced by environment variables
+    #[arg(long = "json", value_name = "FILE")]
+    pub json: Option<String>,
+    /// A threshold that must hold, e.g. 'p99<=250ms', 'errors<=0.1%', 'rate>=99%',
+    /// 'status5xx==0' (repeatable); any failing one makes the exit code 3. See docs/slo.md
+    #[arg(long = "slo", value_name = "EXPR", action = ArgAction::Append)]
+    pub slo: Vec<String>,
+    /// Fail (exit code 3) when any request failed: the same as --slo 'errors==0'
+    #[arg(long = "fail-on-errors")]
+    pub fail_on_errors: bool,
+    /// Write a JUnit XML report (one test case per threshold) to FILE
+    #[arg(long = "junit", value_name = "FILE")]
+    pub junit: Option<String>,
+    /// Write an HdrHistogram interval log (.hlog, one interval per second) to FILE
+    #[arg(long = "hlog", value_name = "FILE")]
+    pub hlog: Option<String>,
+    /// Print only the threshold table (and the failure line)
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+}
+
+/// `loadgen merge`: combine JSON results into one.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// JSON results written with --json (or by merge)
+    #[arg(value_name = "RESULT", required = true)]
+    pub files: Vec<PathBuf>,
+    /// How much of the distribution to print.
+    #[command(flatten)]
+    pub detail: DetailArgs,
+    /// What to write and check.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `-L`/`-U` for `merge` and `report`, as for a run.
+#[derive(Debug, Args)]
+pub struct DetailArgs {
+    /// Print the latency distribution and detailed percentile spectrum
+    #[arg(short = 'L', long = "latency")]
+    pub latency: bool,
+    /// Also print the uncorrected latency distribution (implies --latency)
+    #[arg(short = 'U', long = "u_latency")]
+    pub u_latency: bool,
+}
+
+/// `loadgen report`: re-print a saved JSON result.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A JSON result written with --json or by merge
+    #[arg(value_name = "RESULT")]
+    pub file: PathBuf,
+    /// How much of the distribution to print.
+    #[command(flatten)]
+    pub detail: DetailArgs,
+    /// What to write and check.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Where the JSON result goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    /// Standard output (`--json -`).
+    Stdout,
+    /// A file, written atomically.
+    File(PathBuf),
+}
+
+/// Validated result options.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// `--json`.
+    pub json: Option<Dest>,
+    /// `--junit`.
+    pub junit: Option<PathBuf>,
+    /// `--hlog`.
+    pub hlog: Option<PathBuf>,
+    /// `--slo` and `--fail-on-errors`, parsed; empty when none were given.
+    pub slos: Vec<Slo>,
+    /// `--quiet`.
+    pub quiet: bool,
+}
+
+impl Outputs {
+    /// Whether the text report goes to stderr (because the JSON goes to stdout).
+    pub fn text_to_stderr(&self) -> bool {
+        self.json == Some(Dest::Stdout)
+    }
+}
+
+/// Replaces `{env:VAR}`, `${VAR}` and `$VAR` in `s` by the variable's value; an unset
+/// variable is a usage error naming `flag`. A `$` not followed by a name stays as it is.
+pub fn expand_env(s: &str, flag: &str) -> Result<String> {
+    expand_with(s, flag, |v| std::env::var(v).ok())
+}
+
+fn expand_with(s: &str, flag: &str, get: impl Fn(&str) -> Option<String>) -> Result<String> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let lookup = |name: &str| {
+        get(name).ok_or_else(|| {
+            Error::Usage(format!(
+                "{flag}: environment variable {name} is not set (in {s:?})"
+            ))
+        })
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(['{', '$']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let braced = if let Some(t) = tail.strip_prefix("{env:") {
+            Some(t)
+        } else {
+            tail.strip_prefix("${")
+        };
+        if let Some(t) = braced {
+            let end = t
+                .find('}')
+                .ok_or_else(|| Error::Usage(format!("{flag}: unclosed '{{' in {s:?}")))?;
+            let name = &t[..end];
+            if name.is_empty() || !name.chars().all(is_name) {
+                return Err(Error::Usage(format!(
+                    "{flag}: invalid variable name {name:?} in {s:?}"
+                )));
+            }
+            out.push_str(&lookup(name)?);
+            rest = &t[end + 1..];
+        } else if let Some(t) = tail.strip_prefix('$') {
+            let len = t.find(|c: char| !is_name(c)).unwrap_or(t.len());
+            if len == 0 || t.starts_with(|c: char| c.is_ascii_digit()) {
+                out.push('$');
+                rest = t;
+            } else {
+                out.push_str(&lookup(&t[..len])?);
+                rest = &t[len..];
+            }
+        } else {
+            out.push('{');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// An output file path: variables expanded, and its directory must exist.
+fn out_path(s: &str, flag: &str) -> Result<PathBuf> {
+    let p = PathBuf::from(expand_env(s, flag)?);
+    if p.file_name().is_none() {
+        return Err(Error::Usage(format!("{flag}: not a file path: {s:?}")));
+    }
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "{flag}: directory {} does not exist",
+            dir.display()
+        )));
+    }
+    Ok(p)
+}
+
+impl OutputArgs {
+    /// Validates the flags. `target_rate` is the run's `-R` (for a load test), used to refuse
+    /// `rate>=N%` without one; `None` with `check_rate = false` skips that check (merge and
+    /// report know the rate only after reading their inputs).
+    pub fn validate(&self, target_rate: Option<f64>, check_rate: bool) -> Result<Outputs> {
+        let slos = slo::parse_all(&self.slo, self.fail_on_errors)?;
+        if check_rate && target_rate.is_none() {
+            if let Some(t) = slos.iter().find(|t| t.needs_target_rate()) {
+                return Err(Error::Usage(format!(
+                    "--slo {:?}: a rate share needs a target rate (-R); use e.g. 'rate>=900' for req/s",
+                    t.expr
+                )));
+            }
+        }
+        let json = match self.json.as_deref() {
+            None => None,
+            Some("-") => Some(Dest::Stdout),
+            Some(p) => Some(Dest::File(out_path(p, "--json")?)),
+        };
+        Ok(Outputs {
+            json,
+            junit: self
+                .junit
+                .as_deref()
+                .map(|p| out_path(p, "--junit"))
+                .transpose()?,
+            hlog: self
+                .hlog
+                .as_deref()
+                .map(|p| out_path(p, "--hlog"))
+                .transpose()?,
+            slos,
+            quiet: self.quiet,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "JOB_COMPLETION_INDEX" => Some("3".into()),
+            "HOME" => Some("/h".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn expands_variables() {
+        let x = |s: &str| expand_with(s, "--json", env);
+        assert_eq!(
+            x("out/result-{env:JOB_COMPLETION_INDEX}.json").unwrap(),
+            "out/result-3.json"
+        );
+        assert_eq!(x("r-${JOB_COMPLETION_INDEX}.json").unwrap(), "r-3.json");
+        assert_eq!(
+            x("$HOME/r-$JOB_COMPLETION_INDEX.json").unwrap(),
+            "/h/r-3.json"
+        );
+        assert_eq!(x("a$-b{c}$1.json").unwrap(), "a$-b{c}$1.json");
+        assert_eq!(x("plain.json").unwrap(), "plain.json");
+        let e = x("r-{env:NOPE}.json").unwrap_err().to_string();
+        assert!(e.contains("NOPE is not set"), "{e}");
+        assert!(x("r-${A").unwrap_err().to_string().contains("unclosed"));
+        assert!(x("r-{env:a b}")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid"));
+    }
+
+    #[test]
+    fn validation() {
+        let a = OutputArgs {
+            slo: vec!["rate>=99%".into()],
+            ..Default::default()
+        };
+        let e = a.validate(None, true).unwrap_err().to_string();
+        assert!(e.contains("needs a target rate"), "{e}");
+        assert!(a.validate(Some(100.0), true).is_ok());
+        assert!(a.validate(None, false).is_ok());
+        let a = OutputArgs {
+            json: Some("/nonexistent/dir/r.json".into()),
+            ..Default::default()
+        };
+        assert!(a
+            .validate(None, true)
+            .unwrap_err()
+            .to_string()
+            .contains("does not exist"));
+        let a = OutputArgs {
+            json: Some("-".into()),
+            ..Default::default()
+        };
+        assert!(a.validate(None, true).unwrap().text_to_stderr());
+    }
+}

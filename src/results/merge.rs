@@ -1,0 +1,210 @@
+//! Exact merging of results from several generator processes or machines: histograms are
+//! added bucket by bucket, counters summed, and the per-second time lines aligned by
+//! wall-clock second. Nothing is averaged, so the merged percentiles are those of the union of
+//! all recorded requests.
+//!
+//! The inputs are taken to be parts of one test run concurrently (e.g. N pods each at
+//! `-R total/N`): the merged run has the sum of their threads, connections and target rates,
+//! starts at the earliest start and lasts as long as the longest input, so its Requests/sec
+//! is the combined rate. The time series shows how the inputs really overlapped.
+
+use crate::engine::Summary;
+use crate::error::{Error, Result};
+use crate::record::Stats;
+use crate::report::json::{RunResult, Source};
+use crate::slo::Slo;
+
+fn source_of(file: &str, r: &RunResult) -> Source {
+    let s = &r.summary;
+    Source {
+        file: file.to_string(),
+        url: s.config.target.url.clone(),
+        start_unix_us: s
+            .started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64),
+        elapsed_ns: s.elapsed.as_nanos() as u64,
+        requests: s.stats.requests,
+        threads: s.config.threads,
+        connections: s.config.connections,
+        rate: s.config.target_rate(),
+    }
+}
+
+/// Merges `inputs` (file name, result) into one result. Thresholds: the union of the inputs'
+/// (by expression, in order of first appearance), evaluated on the merged data.
+pub fn merge(inputs: &[(String, RunResult)]) -> Result<RunResult> {
+    let Some((_, first)) = inputs.first() else {
+        return Err(Error::Usage("merge: no results to merge".into()));
+    };
+    let mut config = first.summary.config.clone();
+    config.threads = 0;
+    config.connections = 0;
+    let mut rate = Some(0.0);
+    let mut stats = Stats::new();
+    let mut started = first.summary.started;
+    let mut elapsed = first.summary.elapsed;
+    let mut interrupted = false;
+    let mut slos: Vec<Slo> = Vec::new();
+    let mut sources = Vec::new();
+    for (file, r) in inputs {
+        let s = &r.summary;
+        let c = &s.config;
+        config.threads += c.threads;
+        config.connections += c.connections;
+        config.duration = config.duration.max(c.duration);
+        config.latency |= c.latency;
+        config.u_latency |= c.u_latency;
+        rate = match (rate, c.target_rate()) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        stats += &s.stats;
+        started = started.min(s.started);
+        elapsed = elapsed.max(s.elapsed);
+        interrupted |= s.interrupted;
+        for t in &r.slos {
+            if !slos.iter().any(|x| x.expr == t.expr) {
+                slos.push(t.clone());
+            }
+        }
+        if r.sources.is_empty() {
+            sources.push(source_of(file, r));
+        } else {
+            sources.extend(r.sources.iter().cloned());
+        }
+    }
+    config.rate = rate.map(crate::schedule::RateProfile::Constant);
+    let summary = Summary {
+        config,
+        addr: first.summary.addr,
+        started,
+        elapsed,
+        interrupted,
+        stats,
+    };
+    Ok(RunResult::new(summary, slos, sources))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::config::{Config, Target};
+    use crate::record::new_histogram;
+    use crate::report::json::{from_json, to_json};
+    use crate::schedule::RateProfile;
+
+    const S: u64 = 1_000_000_000;
+
+    /// A synthetic run: `n` responses at `rate`/s from Unix time `start_ns`, latencies from
+    /// `lat(k)`, every `err_every`-th a 500.
+    fn run(
+        start_ns: u64,
+        rate: f64,
+        n: u64,
+        lat: impl Fn(u64) -> u64,
+        err_every: u64,
+    ) -> (RunResult, Vec<u64>) {
+        let mut st = Stats::anchored(start_ns);
+        let gap = (1e9 / rate) as u64;
+        let mut lats = Vec::new();
+        for k in 0..n {
+            let intended = k * gap;
+            let l = lat(k);
+            let done = intended + l * 1000;
+            let status = if k % err_every == err_every - 1 {
+                500
+            } else {
+                200
+            };
+            st.record(intended, intended, intended, done, status);
+            st.bytes += 100;
+            lats.push(l);
+        }
+        let elapsed = n * gap;
+        st.finish(elapsed);
+        let mut config = Config::new(Target::parse("http://127.0.0.1:8080/").unwrap());
+        config.threads = 1;
+        config.connections = 2;
+        config.rate = Some(RateProfile::Constant(rate));
+        config.duration = Duration::from_nanos(elapsed);
+        let summary = Summary {
+            config,
+            addr: "127.0.0.1:8080".parse().unwrap(),
+            started: UNIX_EPOCH + Duration::from_micros(start_ns / 1000),
+            elapsed: Duration::from_nanos(elapsed),
+            interrupted: false,
+            stats: st,
+        };
+        let slos = vec![Slo::parse("p99<=10ms").unwrap()];
+        (RunResult::new(summary, slos, Vec::new()), lats)
+    }
+
+    #[test]
+    fn merge_of_saved_results_is_exact() {
+        let t0 = 1_800_000_000 * S;
+        let (a, la) = run(t0 + 300_000_000, 500.0, 1500, |k| 100 + k * 37 % 9000, 7);
+        let (b, lb) = run(t0 + 800_000_000, 250.0, 900, |k| 50 + k * 101 % 40_000, 11);
+        // Through the JSON text, as `loadgen merge` sees them.
+        let a2 = from_json(&to_json(&a), "a.json").unwrap();
+        let b2 = from_json(&to_json(&b), "b.json").unwrap();
+        let m = merge(&[("a.json".into(), a2), ("b.json".into(), b2)]).unwrap();
+
+        let mut want = new_histogram();
+        for l in la.iter().chain(&lb) {
+            want.record(*l).unwrap();
+        }
+        let st = &m.summary.stats;
+        assert_eq!(st.corrected, want);
+        assert_eq!(st.uncorrected, want);
+        assert_eq!(st.requests, 2400);
+        assert_eq!(st.bytes, 240_000);
+        assert_eq!(st.errors.status, 1500 / 7 + 900 / 11);
+        assert_eq!(st.status[500], st.errors.status);
+        assert_eq!(st.status[200], 2400 - st.errors.status);
+        assert_eq!(
+            st.req_per_sec.len(),
+            a.summary.stats.req_per_sec.len() + b.summary.stats.req_per_sec.len()
+        );
+        // Time series: aligned by Unix second; every second's histogram is the exact union.
+        let iv = st.timeline.intervals();
+        assert_eq!(iv.first().unwrap().second, 1_800_000_000);
+        let total: u64 = iv.iter().map(|i| i.requests).sum();
+        assert_eq!(total, 2400);
+        let mut sum = new_histogram();
+        for i in iv {
+            let h = i.histogram();
+            assert_eq!(h.len(), i.requests);
+            sum.add(&h).unwrap();
+        }
+        assert_eq!(sum, want);
+        // The merged run: sums and the longest span.
+        let c = &m.summary.config;
+        assert_eq!((c.threads, c.connections), (2, 4));
+        assert_eq!(c.target_rate(), Some(750.0));
+        assert_eq!(m.summary.elapsed, Duration::from_millis(3600));
+        assert_eq!(m.summary.started, a.summary.started);
+        assert_eq!(m.sources.len(), 2);
+        assert_eq!(m.slos.len(), 1);
+        // b's latencies reach 40 ms: the inherited threshold fails on the merged data.
+        assert!(a.passed());
+        assert!(!m.passed());
+        // Merging again (a merged result with a third) keeps the sources flat.
+        let (c3, _) = run(t0, 100.0, 100, |_| 10, 1000);
+        let mm = merge(&[("m.json".into(), m.clone()), ("c.json".into(), c3)]).unwrap();
+        assert_eq!(mm.sources.len(), 3);
+        assert_eq!(mm.summary.stats.requests, 2500);
+    }
+
+    #[test]
+    fn closed_loop_input_makes_the_merge_closed_loop() {
+        let (a, _) = run(0, 100.0, 10, |_| 10, 1000);
+        let (mut b, _) = run(0, 100.0, 10, |_| 10, 1000);
+        b.summary.config.rate = None;
+        let m = merge(&[("a".into(), a), ("b".into(), b)]).unwrap();
+        assert_eq!(m.summary.config.target_rate(), None);
+        assert!(merge(&[]).is_err());
+    }
+}

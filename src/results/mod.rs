@@ -1,0 +1,197 @@
+//! Results for machines and CI: the commands that turn a run (or saved runs) into outputs and
+//! an exit code — the text report (or, with `--quiet`, only the threshold table), the JSON
+//! result, JUnit XML, the HdrHistogram interval log — and `loadgen merge` / `loadgen report`.
+//!
+//! A load test, `merge` and `report` all end the same way ([`finish`]): print, write the files
+//! (each atomically: a killed run never leaves a half-written file), then fail with
+//! [`Error::Threshold`] (exit code 3, one line naming the failed thresholds) when any
+//! threshold failed. The text is rendered from a [`RunResult`] only, so a result read back from
+//! JSON prints exactly what the run printed.
+
+pub mod args;
+pub mod merge;
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+pub use args::{Dest, MergeArgs, OutputArgs, Outputs, ReportArgs};
+
+use crate::config::Config;
+use crate::engine;
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
+use crate::report::json::{self, RunResult};
+use crate::report::{hlog, junit, text, thresholds};
+use crate::slo;
+
+/// Writes text to stdout (or stderr), treating a closed pipe as success.
+fn emit(to_stderr: bool, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
+    let res = if to_stderr {
+        let mut w = io::stderr().lock();
+        f(&mut w).and_then(|_| w.flush())
+    } else {
+        let mut w = io::stdout().lock();
+        f(&mut w).and_then(|_| w.flush())
+    };
+    match res {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+/// The lines printed before the run: wrk2's header, and for a merged result its inputs.
+pub fn write_header(w: &mut dyn Write, r: &RunResult) -> io::Result<()> {
+    let mut w = w;
+    text::write_header(&mut w, &r.summary.config)?;
+    if !r.sources.is_empty() {
+        // Name each input's URL when they differ (the header shows the first).
+        let mixed = r
+            .sources
+            .iter()
+            .any(|s| s.url != r.summary.config.target.url);
+        let files: Vec<String> = r
+            .sources
+            .iter()
+            .map(|s| {
+                if mixed {
+                    format!("{} ({})", s.file, s.url)
+                } else {
+                    s.file.clone()
+                }
+            })
+            .collect();
+        let noun = if files.len() == 1 {
+            "result"
+        } else {
+            "results"
+        };
+        writeln!(
+            w,
+            "  merged from {} {noun}: {}",
+            files.len(),
+            files.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+/// The lines printed after the run: the wrk2 report (unless `quiet`) and the threshold table.
+pub fn write_body(w: &mut dyn Write, r: &RunResult, quiet: bool) -> io::Result<()> {
+    let mut w = w;
+    if !quiet {
+        text::write_report(&mut w, &r.summary)?;
+    }
+    thresholds::write_table(&mut w, &r.outcomes)
+}
+
+/// Writes the JSON, JUnit and interval-log outputs that `out` asks for.
+pub fn write_files(r: &RunResult, out: &Outputs) -> Result<()> {
+    match &out.json {
+        None => {}
+        Some(Dest::Stdout) => {
+            let doc = json::to_json(r);
+            emit(false, |w| w.write_all(doc.as_bytes()))?;
+        }
+        Some(Dest::File(p)) => write_atomic(p, json::to_json(r).as_bytes())?,
+    }
+    if let Some(p) = &out.junit {
+        let mut buf = Vec::new();
+        junit::write(&mut buf, r)?;
+        write_atomic(p, &buf)?;
+    }
+    if let Some(p) = &out.hlog {
+        let mut buf = Vec::new();
+        hlog::write(&mut buf, r)?;
+        write_atomic(p, &buf)?;
+    }
+    Ok(())
+}
+
+/// Prints the report, writes the files, and turns failed thresholds into
+/// [`Error::Threshold`] (exit code 3).
+pub fn finish(r: &RunResult, out: &Outputs) -> Result<i32> {
+    emit(out.text_to_stderr(), |w| write_body(w, r, out.quiet))?;
+    write_files(r, out)?;
+    match slo::failure_line(&r.outcomes) {
+        Some(line) => Err(Error::Threshold(line)),
+        None => Ok(0),
+    }
+}
+
+/// A load test with result outputs: header, run, report, files, thresholds.
+pub fn load_test(config: &Config, out: &Outputs) -> Result<i32> {
+    if config.script.is_some() {
+        crate::script::check(config)?;
+    }
+    if !out.quiet {
+        emit(out.text_to_stderr(), |w| {
+            let mut w = w;
+            text::write_header(&mut w, config)
+        })?;
+    }
+    let run = engine::run_scripted(config)?;
+    let result = RunResult::new(run.summary, out.slos.clone(), Vec::new());
+    let code = finish(&result, out)?;
+    // As wrk: the script's done() runs after the report.
+    if let Some(s) = &run.session {
+        s.done(&result.summary)?;
+    }
+    // A run stopped by a script error has printed its partial report; now the error.
+    if let Some(e) = run.script_error {
+        return Err(Error::Script(e));
+    }
+    Ok(code)
+}
+
+/// Reads a JSON result (`-`: standard input).
+pub fn read(path: &Path) -> Result<RunResult> {
+    let name = path.display().to_string();
+    let mut text = String::new();
+    let res = if name == "-" {
+        io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text).map(|_| ()))
+    };
+    res.map_err(|e| Error::Usage(format!("cannot read {name}: {e}")))?;
+    json::from_json(&text, &name)
+}
+
+/// Applies `-L`/`-U` and `--slo` given to `merge`/`report`, then finishes.
+fn reprint(mut r: RunResult, latency: bool, u_latency: bool, out: &Outputs) -> Result<i32> {
+    r.summary.config.latency |= latency || u_latency;
+    r.summary.config.u_latency |= u_latency;
+    if !out.slos.is_empty() {
+        r.set_slos(out.slos.clone());
+    }
+    if r.summary.config.target_rate().is_none() {
+        if let Some(t) = r.slos.iter().find(|t| t.needs_target_rate()) {
+            return Err(Error::Usage(format!(
+                "--slo {:?}: the result has no target rate (closed loop)",
+                t.expr
+            )));
+        }
+    }
+    if !out.quiet {
+        emit(out.text_to_stderr(), |w| write_header(w, &r))?;
+    }
+    finish(&r, out)
+}
+
+/// `loadgen report FILE`: re-prints a saved result (and re-checks its thresholds).
+pub fn report(a: ReportArgs) -> Result<i32> {
+    let out = a.output.validate(None, false)?;
+    let r = read(&a.file)?;
+    reprint(r, a.detail.latency, a.detail.u_latency, &out)
+}
+
+/// `loadgen merge FILE...`: merges saved results exactly and reports the merged result.
+pub fn merge(a: MergeArgs) -> Result<i32> {
+    let out = a.output.validate(None, false)?;
+    let inputs = a
+        .files
+        .iter()
+        .map(|p| Ok((p.display().to_string(), read(p)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let r = merge::merge(&inputs)?;
+    reprint(r, a.detail.latency, a.detail.u_latency, &out)
+}

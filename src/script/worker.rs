@@ -1,0 +1,367 @@
+//! A worker thread's own Lua state and the per-connection hooks that call into it.
+//!
+//! [`ThreadScript::new`] builds the state, applies what `setup()` decided (`thread:set` values,
+//! the address), calls `init(args)`, builds the static request (`wrk.request()`), and probes
+//! once which hooks exist. [`LuaHooks`] implements [`Hooks`] for one connection, and only does
+//! Lua work the script asked for: without `request()` the prebuilt request is sent, without
+//! `response()` no header or body is copied, without `delay()` nothing is called.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use mlua::{Function, Lua, Table, Value};
+
+use super::thread::{StopFlag, ThreadSeed, WorkerThread};
+use super::value::{self, Portable};
+use super::{message, new_state, script_error, Probe};
+use crate::config::Config;
+use crate::conn::hooks::{Hooks, Stop};
+use crate::conn::http1::ResponseSink;
+use crate::error::Result;
+use crate::request::Request;
+
+/// One worker thread's Lua state and hooks.
+pub struct ThreadScript {
+    lua: Lua,
+    wrk: Table,
+    request_fn: Option<Function>,
+    response_fn: Option<Function>,
+    delay_fn: Option<Function>,
+    stop: Rc<StopFlag>,
+    failed: RefCell<bool>,
+    on_failure: Box<dyn Fn(String)>,
+    /// The request built from the `wrk` table after `init` (what `wrk.request()` returns).
+    pub static_request: Request,
+    /// Where this thread's connections go (`thread.addr`, possibly chosen in `setup`).
+    pub addr: SocketAddr,
+}
+
+/// Counts the HTTP requests in `bytes` (several back to back is wrk's pipelining idiom) and
+/// whether the first is HEAD. Bytes that do not parse as a request count as one request.
+pub fn count_requests(mut bytes: &[u8]) -> (usize, bool) {
+    let (mut n, mut head) = (0, false);
+    while !bytes.is_empty() {
+        let mut hs = [httparse::EMPTY_HEADER; 64];
+        let mut r = httparse::Request::new(&mut hs);
+        let Ok(httparse::Status::Complete(len)) = r.parse(bytes) else {
+            break;
+        };
+        if n == 0 {
+            head = r.method == Some("HEAD");
+        }
+        let body = r
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .and_then(|h| {
+                std::str::from_utf8(h.value)
+                    .ok()?
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+            })
+            .unwrap_or(0);
+        n += 1;
+        bytes = &bytes[(len + body).min(bytes.len())..];
+    }
+    (n.max(1), head)
+}
+
+impl ThreadScript {
+    /// Builds the thread's state from `seed` and runs `init(args)`. `on_failure` is told the
+    /// message of the first run-time script error (the engine then stops the whole run).
+    pub fn new(
+        config: &Config,
+        seed: &ThreadSeed,
+        on_failure: Box<dyn Fn(String)>,
+    ) -> Result<Rc<ThreadScript>> {
+        let lua = new_state(config)?;
+        let stop = Rc::new(StopFlag::default());
+        if seed.stopped {
+            stop.stop();
+        }
+        let (wrk, static_request) = Self::init(&lua, config, seed, &stop).map_err(script_error)?;
+        let probe = Probe::of(&lua);
+        let g = lua.globals();
+        let get = |on: bool, name: &str| -> Option<Function> {
+            if on {
+                g.get::<Function>(name).ok()
+            } else {
+                None
+            }
+        };
+        Ok(Rc::new(ThreadScript {
+            request_fn: get(probe.request, "request"),
+            response_fn: get(probe.response, "response"),
+            delay_fn: get(probe.delay, "delay"),
+            lua: lua.clone(),
+            wrk,
+            stop,
+            failed: RefCell::new(false),
+            on_failure,
+            static_request,
+            addr: seed.addr,
+        }))
+    }
+
+    fn init(
+        lua: &Lua,
+        config: &Config,
+        seed: &ThreadSeed,
+        stop: &Rc<StopFlag>,
+    ) -> mlua::Result<(Table, Request)> {
+        let g = lua.globals();
+        let wrk: Table = g.get("wrk")?;
+        wrk.set(
+            "thread",
+            WorkerThread {
+                id: seed.id,
+                addr: seed.addr,
+                stop: stop.clone(),
+            },
+        )?;
+        for (k, v) in &seed.vars {
+            g.set(k.as_str(), v.to_lua(lua)?)?;
+        }
+        if let Ok(Value::Function(init)) = g.get::<Value>("init") {
+            let args = lua.create_table()?;
+            for (i, a) in config.script_args.iter().enumerate() {
+                args.raw_set(i, a.as_str())?;
+            }
+            init.call::<()>(args)?;
+        }
+        // As wrk: after init, the request the wrk table describes is built once and
+        // `wrk.request()` returns it.
+        lua.load("local req = wrk.format(); wrk.request = function() return req end")
+            .set_name("=wrk.init")
+            .exec()?;
+        let req: mlua::String = wrk.get::<Function>("request")?.call(())?;
+        let bytes = req.as_bytes().to_vec();
+        let (responses, head) = count_requests(&bytes);
+        Ok((
+            wrk,
+            Request {
+                bytes,
+                responses,
+                head,
+            },
+        ))
+    }
+
+    /// Whether the script has `request()`, `response()` or `delay()` (else the connections
+    /// run the plain path).
+    pub fn has_hooks(&self) -> bool {
+        self.request_fn.is_some() || self.response_fn.is_some() || self.delay_fn.is_some()
+    }
+
+    /// Whether the script holds the rate down on purpose: it has `delay()`, or it stopped
+    /// the thread.
+    pub fn limits_rate(&self) -> bool {
+        self.delay_fn.is_some() || self.stop.is_set()
+    }
+
+    /// The thread's stop signal.
+    pub fn stop_flag(&self) -> &Rc<StopFlag> {
+        &self.stop
+    }
+
+    /// The script's globals after the run (what `thread:get` reads in `done`).
+    pub fn globals(&self) -> Vec<(String, Portable)> {
+        value::globals(&self.lua)
+    }
+
+    /// Hooks for the connection numbered `id` (from 1, over the whole run).
+    pub fn connection(self: &Rc<Self>, id: usize) -> Result<LuaHooks> {
+        let conn = self.lua.create_table().map_err(script_error)?;
+        conn.set("id", id).map_err(script_error)?;
+        Ok(LuaHooks {
+            sink: LuaSink {
+                script: self.clone(),
+                wants: self.response_fn.is_some(),
+                status: 0,
+                headers: None,
+                body: Vec::new(),
+            },
+            script: self.clone(),
+            conn,
+            req: Request {
+                bytes: Vec::new(),
+                responses: 1,
+                head: false,
+            },
+            last: None,
+        })
+    }
+
+    /// A run-time error in a hook: the first one is reported, and the thread stops.
+    fn fail(&self, hook: &str, e: mlua::Error) -> Stop {
+        if !self.failed.replace(true) {
+            let m = message(&e);
+            (self.on_failure)(if m.contains(".lua:") {
+                m
+            } else {
+                format!("{hook}(): {m}")
+            });
+        }
+        self.stop.stop();
+        Stop
+    }
+
+    /// Makes `wrk.connection` this connection's table before a hook runs.
+    #[inline]
+    fn enter(&self, conn: &Table) -> Result<(), Stop> {
+        self.wrk
+            .raw_set("connection", conn)
+            .map_err(|e| self.fail("wrk.connection", e))
+    }
+}
+
+/// The response sink of a script with `response()`: the head becomes a Lua table as it is
+/// parsed; body bytes are collected into a buffer reused from response to response.
+pub struct LuaSink {
+    script: Rc<ThreadScript>,
+    wants: bool,
+    status: u16,
+    headers: Option<Table>,
+    body: Vec<u8>,
+}
+
+impl ResponseSink for LuaSink {
+    #[inline]
+    fn wants(&self) -> bool {
+        self.wants
+    }
+
+    fn head(&mut self, status: u16, headers: &[httparse::Header<'_>]) {
+        self.status = status;
+        self.body.clear();
+        let lua = &self.script.lua;
+        self.headers = lua
+            .create_table_with_capacity(0, headers.len())
+            .and_then(|t| {
+                for h in headers {
+                    t.raw_set(lua.create_string(h.name)?, lua.create_string(h.value)?)?;
+                }
+                Ok(t)
+            })
+            .ok();
+    }
+
+    fn body(&mut self, bytes: &[u8]) {
+        self.body.extend_from_slice(bytes);
+    }
+}
+
+/// One connection's hooks into its thread's script.
+pub struct LuaHooks {
+    script: Rc<ThreadScript>,
+    /// `wrk.connection` while this connection's hooks run: `{ id = n }`, plus whatever the
+    /// script stores there (it lives as long as the connection slot, across reconnects).
+    conn: Table,
+    /// The last request `request()` returned, as bytes to send.
+    req: Request,
+    /// The Lua string behind `req`: when `request()` returns the same string again (a
+    /// prebuilt request), nothing is copied or parsed.
+    last: Option<mlua::String>,
+    sink: LuaSink,
+}
+
+impl Hooks for LuaHooks {
+    type Sink = LuaSink;
+
+    fn request(&mut self) -> Result<Option<&Request>, Stop> {
+        let s = &*self.script;
+        let Some(f) = &s.request_fn else {
+            return Ok(None);
+        };
+        s.enter(&self.conn)?;
+        let r = match f.call::<Value>(()) {
+            Ok(Value::String(r)) => r,
+            Ok(other) => {
+                let e = mlua::Error::RuntimeError(format!(
+                    "request() returned {} instead of a string",
+                    other.type_name()
+                ));
+                return Err(s.fail("request", e));
+            }
+            Err(e) => return Err(s.fail("request", e)),
+        };
+        if self.last.as_ref().map(|l| l.to_pointer()) != Some(r.to_pointer()) {
+            let b = r.as_bytes();
+            self.req.bytes.clear();
+            self.req.bytes.extend_from_slice(&b);
+            (self.req.responses, self.req.head) = count_requests(&b);
+            drop(b);
+            self.last = Some(r);
+        }
+        Ok(Some(&self.req))
+    }
+
+    fn delay(&mut self) -> Result<Option<Duration>, Stop> {
+        let s = &*self.script;
+        let Some(f) = &s.delay_fn else {
+            return Ok(None);
+        };
+        s.enter(&self.conn)?;
+        match f.call::<Option<f64>>(()) {
+            Ok(ms) => {
+                let ms = ms.unwrap_or(0.0);
+                Ok(Some(Duration::from_secs_f64(
+                    if ms.is_finite() && ms > 0.0 {
+                        ms / 1000.0
+                    } else {
+                        0.0
+                    },
+                )))
+            }
+            Err(e) => Err(s.fail("delay", e)),
+        }
+    }
+
+    #[inline]
+    fn sink(&mut self) -> &mut LuaSink {
+        &mut self.sink
+    }
+
+    fn response(&mut self) -> Result<(), Stop> {
+        let s = &*self.script;
+        let Some(f) = &s.response_fn else {
+            return Ok(());
+        };
+        s.enter(&self.conn)?;
+        let lua = &s.lua;
+        let headers = match self.sink.headers.take() {
+            Some(t) => t,
+            None => lua.create_table().map_err(|e| s.fail("response", e))?,
+        };
+        let body = lua
+            .create_string(&self.sink.body)
+            .map_err(|e| s.fail("response", e))?;
+        self.sink.body.clear();
+        f.call::<()>((self.sink.status, headers, body))
+            .map_err(|e| s.fail("response", e))
+    }
+
+    #[inline]
+    fn stopped(&self) -> bool {
+        self.script.stop.is_set()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_requests;
+
+    #[test]
+    fn counts_pipelined_requests() {
+        let one = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+        assert_eq!(count_requests(one), (1, false));
+        let mut three = one.repeat(2);
+        three.extend_from_slice(b"POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+        assert_eq!(count_requests(&three), (3, false));
+        assert_eq!(count_requests(b"HEAD / HTTP/1.1\r\n\r\n"), (1, true));
+        assert_eq!(count_requests(b"garbage"), (1, false));
+    }
+}

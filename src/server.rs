@@ -1,0 +1,410 @@
+//! The built-in target server (`loadgen serve`, `loadgen demo`, and the tests' target): hyper
+//! HTTP/1.1 over TCP or TLS with knobs for a fixed delay, body size, status code, a scheduled
+//! stall (every response held from T to T+S after start — the pathology that coordinated
+//! omission hides) and closing the connection every N responses.
+//!
+//! Like mini-redis, [`serve`] takes an already-bound listener and a shutdown future, so a test
+//! starts a server in one line.
+//!
+//! # Login flow (`--auth`, [`Knobs::auth`])
+//!
+//! - `POST /login` with a non-empty body (anything; when it is a JSON object, its `"user"` and
+//!   `"password"` fields, where present, must be non-empty) answers `200` with
+//!   `Content-Type: application/json`, body `{"token":"<token>"}` and
+//!   `Set-Cookie: session=<token>; Path=/; HttpOnly`. An empty body (or one over 64 KiB) gets
+//!   `400`. Tokens are 32 lowercase hex digits, unique per login (a keyed hash of a counter
+//!   followed by the counter masked with a per-server random value); the server keeps every
+//!   token it issued for its lifetime.
+//! - `GET /__stats` (no token needed) answers `200` with `Content-Type: application/json` and
+//!   `{"logins":N,"unauthorized":M}`: logins served and `401`s sent so far. The integration
+//!   tests read the counters here, since they run the server as a child process.
+//! - Every other request needs an issued token as `Authorization: Bearer <token>` or as the
+//!   `session` cookie (`Cookie: session=<token>`, possibly among others: `a=b; session=<token>`);
+//!   without one it gets `401` with `WWW-Authenticate: Bearer` and body `unauthorized`. An
+//!   authorized request gets the normal response, with every other knob applied.
+//!
+//! Login, `/__stats` and `401` responses are immediate (no delay, stall, slow or capacity);
+//! `--close-every` counts and applies to every response on a connection.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::future::Future;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::error::{Error, Result};
+
+/// How the server behaves.
+#[derive(Debug, Clone)]
+pub struct Knobs {
+    /// Delay added before every response.
+    pub delay: Duration,
+    /// Size of every response body.
+    pub body_size: usize,
+    /// Status code of every response.
+    pub status: u16,
+    /// `(at, for)`: responses are held from `at` after start until `at + for`.
+    pub stall: Option<(Duration, Duration)>,
+    /// With `stall`: the stall repeats with this period (`at`, `at + every`, …).
+    pub stall_every: Option<Duration>,
+    /// `(share, delay)`: this share of responses (every `1/share`-th) gets `delay` added.
+    pub slow: Option<(f64, Duration)>,
+    /// Serve at most this many requests per second, one at a time (a queue forms when the
+    /// offered rate is higher: latency then grows linearly through the run).
+    pub capacity: Option<f64>,
+    /// Close the connection after this many responses on it.
+    pub close_every: Option<u64>,
+    /// Require a login (`POST /login`) and a token on every other request; see the module doc.
+    pub auth: bool,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            delay: Duration::ZERO,
+            body_size: 13,
+            status: 200,
+            stall: None,
+            stall_every: None,
+            slow: None,
+            capacity: None,
+            close_every: None,
+            auth: false,
+        }
+    }
+}
+
+/// Largest `POST /login` body read.
+const LOGIN_BODY_LIMIT: usize = 64 * 1024;
+
+/// The login flow's state: issued tokens and counters.
+struct Auth {
+    /// Every token issued so far.
+    tokens: RwLock<HashSet<String>>,
+    /// Logins served (tokens issued).
+    logins: AtomicU64,
+    /// `401` responses sent.
+    unauthorized: AtomicU64,
+    /// Keyed (randomly seeded) hash for the unpredictable half of a token.
+    keyed: RandomState,
+    /// Per-server random mask for the counter half.
+    mask: u64,
+}
+
+impl Auth {
+    fn new() -> Self {
+        let keyed = RandomState::new();
+        let mask = RandomState::new().hash_one(Instant::now());
+        Auth {
+            tokens: RwLock::new(HashSet::new()),
+            logins: AtomicU64::new(0),
+            unauthorized: AtomicU64::new(0),
+            keyed,
+            mask,
+        }
+    }
+
+    /// `POST /login`.
+    async fn login(&self, body: Incoming) -> Response<Full<Bytes>> {
+        let body = match Limited::new(body, LOGIN_BODY_LIMIT).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return plain(StatusCode::BAD_REQUEST, "bad login body"),
+        };
+        if !login_body_ok(&body) {
+            return plain(StatusCode::BAD_REQUEST, "login needs a non-empty body");
+        }
+        // Unique: the counter, masked by a bijection, is half of the token.
+        let n = self.logins.fetch_add(1, Ordering::Relaxed);
+        let token = format!("{:016x}{:016x}", self.keyed.hash_one(n), n ^ self.mask);
+        self.tokens
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.clone());
+        let mut r = Response::new(Full::new(Bytes::from(format!("{{\"token\":\"{token}\"}}"))));
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&format!("session={token}; Path=/; HttpOnly")) {
+            h.insert(header::SET_COOKIE, v);
+        }
+        r
+    }
+
+    /// `GET /__stats`.
+    fn stats(&self) -> Response<Full<Bytes>> {
+        let mut r = Response::new(Full::new(Bytes::from(format!(
+            "{{\"logins\":{},\"unauthorized\":{}}}",
+            self.logins.load(Ordering::Relaxed),
+            self.unauthorized.load(Ordering::Relaxed)
+        ))));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    }
+
+    /// Whether the request carries an issued token (bearer or `session` cookie).
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner());
+        let bearer = headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| {
+                let (scheme, rest) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            });
+        let cookies = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| {
+                let (name, value) = c.trim().split_once('=')?;
+                (name.trim() == "session").then(|| value.trim())
+            });
+        bearer.chain(cookies).any(|t| tokens.contains(t))
+    }
+
+    fn unauthorized(&self) -> Response<Full<Bytes>> {
+        self.unauthorized.fetch_add(1, Ordering::Relaxed);
+        let mut r = plain(StatusCode::UNAUTHORIZED, "unauthorized");
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        r
+    }
+}
+
+/// A login body is acceptable when it is not empty and, if it is a JSON object, its `user` and
+/// `password` fields (where present) are neither empty strings nor null.
+fn login_body_ok(body: &[u8]) -> bool {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return false;
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(m)) => ["user", "password"].iter().all(|k| match m.get(*k) {
+            None => true,
+            Some(serde_json::Value::Null) => false,
+            Some(serde_json::Value::String(s)) => !s.is_empty(),
+            Some(_) => true,
+        }),
+        _ => true,
+    }
+}
+
+/// A `text/plain` response.
+fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+/// A self-signed certificate for `localhost` and `127.0.0.1`, with the TLS acceptor using it.
+pub struct SelfSigned {
+    /// The certificate in PEM (give it to clients as `--cacert`).
+    pub cert_pem: String,
+    /// The server side.
+    pub acceptor: tokio_rustls::TlsAcceptor,
+}
+
+/// Makes a fresh self-signed certificate and a rustls server configuration for it.
+pub fn self_signed() -> Result<SelfSigned> {
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let ck = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| Error::Runtime(format!("certificate generation: {e}")))?;
+    let cert_der = ck.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| {
+            b.with_no_client_auth()
+                .with_single_cert(vec![cert_der], key)
+        })
+        .map_err(|e| Error::Runtime(format!("TLS server set-up: {e}")))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(SelfSigned {
+        cert_pem: ck.cert.pem(),
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
+    })
+}
+
+struct Shared {
+    knobs: Knobs,
+    body: Bytes,
+    start: Instant,
+    /// Requests served so far (for `slow`).
+    served: AtomicU64,
+    /// With `capacity`: ns after `start` when the single server slot is next free.
+    next_free: std::sync::Mutex<u64>,
+    /// With `auth`: the login flow's state.
+    auth: Option<Auth>,
+}
+
+impl Shared {
+    /// Sleeps until `at` after server start, to the microsecond (tokio's timer would round
+    /// every delay up to the next millisecond).
+    async fn sleep_until(&self, at: Duration) {
+        let now_i = Instant::now();
+        let target = self.start + at;
+        if target <= now_i {
+            return;
+        }
+        let due = crate::pacer::mono_ns() + (target - now_i).as_nanos() as u64;
+        if crate::pacer::sleep_until_precise(due).await.is_err() {
+            tokio::time::sleep_until(target.into()).await;
+        }
+    }
+
+    /// Routes one request (the login flow, when on) and applies `close_every`.
+    async fn handle(&self, req: Request<Incoming>, served_on_conn: u64) -> Response<Full<Bytes>> {
+        let mut r = match &self.auth {
+            None => {
+                drop(req);
+                self.respond().await
+            }
+            Some(auth) => {
+                let path = req.uri().path();
+                if req.method() == Method::POST && path == "/login" {
+                    auth.login(req.into_body()).await
+                } else if req.method() == Method::GET && path == "/__stats" {
+                    auth.stats()
+                } else if auth.authorized(req.headers()) {
+                    drop(req);
+                    self.respond().await
+                } else {
+                    auth.unauthorized()
+                }
+            }
+        };
+        if self
+            .knobs
+            .close_every
+            .is_some_and(|n| n > 0 && served_on_conn.is_multiple_of(n))
+        {
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        r
+    }
+
+    /// The normal response, after the delay knobs.
+    async fn respond(&self) -> Response<Full<Bytes>> {
+        if let Some((at, len)) = self.knobs.stall {
+            let since = self.start.elapsed();
+            if since >= at {
+                // Start of the stall period we are in (the only one, unless it repeats).
+                let begin = match self.knobs.stall_every {
+                    Some(p) if !p.is_zero() => {
+                        let n = ((since - at).as_nanos() / p.as_nanos()) as u32;
+                        at + p * n
+                    }
+                    _ => at,
+                };
+                if since < begin + len {
+                    self.sleep_until(begin + len).await;
+                }
+            }
+        }
+        let mut delay = self.knobs.delay;
+        if let Some((share, slow)) = self.knobs.slow {
+            let n = self.served.fetch_add(1, Ordering::Relaxed);
+            let every = (1.0 / share).round().max(1.0) as u64;
+            if n % every == every - 1 {
+                delay += slow;
+            }
+        }
+        if let Some(cap) = self.knobs.capacity {
+            // One request at a time, each taking 1/cap: reserve the next free service slot.
+            let service = (1e9 / cap) as u64;
+            let now = self.start.elapsed().as_nanos() as u64;
+            let done = {
+                let mut next = self.next_free.lock().unwrap_or_else(|e| e.into_inner());
+                let begin = (*next).max(now);
+                *next = begin + service;
+                *next
+            };
+            self.sleep_until(Duration::from_nanos(done)).await;
+        }
+        if !delay.is_zero() {
+            self.sleep_until(self.start.elapsed() + delay).await;
+        }
+        Response::builder()
+            .status(self.knobs.status)
+            .body(Full::new(self.body.clone()))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    }
+}
+
+/// Serves HTTP/1.1 on `listener` (TLS when `tls` is given) until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    knobs: Knobs,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let shared = Arc::new(Shared {
+        body: Bytes::from(vec![b'x'; knobs.body_size]),
+        auth: knobs.auth.then(Auth::new),
+        knobs,
+        start: Instant::now(),
+        served: AtomicU64::new(0),
+        next_free: std::sync::Mutex::new(0),
+    });
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut shutdown => return,
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(_) => {
+                    // Out of file descriptors or similar: back off briefly.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let count = Arc::new(AtomicU64::new(0));
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let shared = shared.clone();
+                let n = count.fetch_add(1, Ordering::Relaxed) + 1;
+                async move { Ok::<_, Infallible>(shared.handle(req, n).await) }
+            });
+            let builder = hyper::server::conn::http1::Builder::new();
+            match tls {
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                }
+                Some(acc) => {
+                    if let Ok(s) = acc.accept(stream).await {
+                        let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                    }
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,216 @@
+//! Shared helpers: start the built-in server (`loadgen serve`) as a child process on a free
+//! loopback port, run the loadgen binary, and pick numbers out of its wrk2-style report.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// Path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_loadgen")
+}
+
+/// A `loadgen serve` child process; killed on drop.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT/` (or https).
+    pub url: String,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `loadgen serve --listen 127.0.0.1:0 <knobs>` and waits for its "listening on" line.
+pub fn serve(knobs: &[&str]) -> Server {
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--threads", "1"])
+        .args(knobs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start loadgen serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read listening line");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected server output {line:?}"))
+        .to_string();
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_string();
+    Server { child, url, addr }
+}
+
+/// A loopback port with nothing listening on it.
+pub fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Runs loadgen with `args` (killed after `limit`) and returns its output.
+pub fn run(args: &[&str], limit: Duration) -> Output {
+    let child = Command::new(bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start loadgen");
+    let id = child.id();
+    let guard = std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        // Past the limit: kill it so the test fails instead of hanging.
+        let _ = Command::new("kill").args(["-9", &id.to_string()]).status();
+    });
+    let out = child.wait_with_output().expect("wait loadgen");
+    drop(guard);
+    out
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Parses a wrk time such as `832.76us`, `2.17ms`, `1.02s` into microseconds.
+pub fn time_us(s: &str) -> f64 {
+    let s = s.trim();
+    for (suffix, mult) in [("us", 1.0), ("ms", 1e3), ("s", 1e6)] {
+        if let Some(v) = s.strip_suffix(suffix) {
+            return v.parse::<f64>().unwrap() * mult;
+        }
+    }
+    panic!("not a time: {s:?}")
+}
+
+/// Numbers from a wrk2-style report.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub requests: u64,
+    pub seconds: f64,
+    pub rps: f64,
+    pub connect: u64,
+    pub read: u64,
+    pub write: u64,
+    pub timeout: u64,
+    pub non2xx: u64,
+    /// Corrected ("Recorded Latency") percentiles: (percentile, µs).
+    pub corrected: Vec<(f64, f64)>,
+    /// Uncorrected percentiles, with -U.
+    pub uncorrected: Vec<(f64, f64)>,
+}
+
+impl Report {
+    /// The corrected latency at percentile `p` (one of 50, 75, 90, 99, 99.9, …), in µs.
+    pub fn p(&self, p: f64) -> f64 {
+        self.corrected
+            .iter()
+            .find(|(q, _)| *q == p)
+            .expect("percentile")
+            .1
+    }
+    /// The uncorrected latency at percentile `p`, in µs.
+    pub fn up(&self, p: f64) -> f64 {
+        self.uncorrected
+            .iter()
+            .find(|(q, _)| *q == p)
+            .expect("percentile")
+            .1
+    }
+}
+
+/// Parses the report text.
+pub fn parse(text: &str) -> Report {
+    let mut r = Report::default();
+    let mut section = 0;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("Latency Distribution (HdrHistogram - Recorded") {
+            section = 1;
+        } else if t.starts_with("Latency Distribution (HdrHistogram - Uncorrected") {
+            section = 2;
+        } else if let Some(rest) = t.strip_suffix(" read") {
+            // "N requests in 2.00s, 1.2MB read"
+            let mut it = rest.split_whitespace();
+            r.requests = it.next().unwrap().parse().unwrap();
+            it.next(); // requests
+            it.next(); // in
+            r.seconds = time_us(it.next().unwrap().trim_end_matches(',')) / 1e6;
+        } else if let Some(rest) = t.strip_prefix("Socket errors: ") {
+            for part in rest.split(", ") {
+                let (k, v) = part.split_once(' ').unwrap();
+                let v: u64 = v.parse().unwrap();
+                match k {
+                    "connect" => r.connect = v,
+                    "read" => r.read = v,
+                    "write" => r.write = v,
+                    "timeout" => r.timeout = v,
+                    _ => {}
+                }
+            }
+        } else if let Some(rest) = t.strip_prefix("Non-2xx or 3xx responses: ") {
+            r.non2xx = rest.parse().unwrap();
+        } else if let Some(rest) = t.strip_prefix("Requests/sec:") {
+            r.rps = rest.trim().parse().unwrap();
+        } else if section > 0 && t.contains('%') && !t.starts_with('#') {
+            if let Some((p, v)) = t.split_once('%') {
+                if let Ok(p) = p.trim().parse::<f64>() {
+                    let entry = (p, time_us(v));
+                    if section == 1 {
+                        r.corrected.push(entry);
+                    } else {
+                        r.uncorrected.push(entry);
+                    }
+                }
+            }
+        }
+    }
+    r
+}
+
+/// One HTTP/1.1 request on a fresh loopback connection (`Connection: close`); returns the
+/// status code, the head (lower-cased) and the body.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
+}

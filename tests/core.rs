@@ -1,0 +1,285 @@
+//! End-to-end tests of the core engine: rate accuracy, counting, errors, TLS, the
+//! coordinated-omission correction, and refusals of bad input.
+
+use std::time::Duration;
+
+use crate::common::{dead_port, parse, run, serve, stderr, stdout};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn achieves_target_rate_and_counts_requests() {
+    let s = serve(&[]);
+    let out = run(
+        &["-t2", "-c10", "-d2s", "-R1000", "--latency", &s.url],
+        LIMIT,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.starts_with(&format!(
+            "Running 2s test @ {}\n  2 threads and 10 connections\n",
+            s.url
+        )),
+        "{text}"
+    );
+    let r = parse(&text);
+    // 2000 planned; allow the few in flight at the deadline.
+    assert!((1960..=2001).contains(&r.requests), "{text}");
+    assert!(
+        (r.rps - 1000.0).abs() / 1000.0 < 0.02,
+        "rate {} {text}",
+        r.rps
+    );
+    assert!((r.seconds - 2.0).abs() < 0.05, "{text}");
+    assert_eq!(
+        (r.connect, r.read, r.write, r.timeout, r.non2xx),
+        (0, 0, 0, 0, 0),
+        "{text}"
+    );
+    assert_eq!(r.corrected.len(), 8, "{text}");
+    assert!(
+        text.contains("#[Buckets =           27, SubBuckets     =         2048]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn closed_loop_runs_flat_out_and_says_so() {
+    let s = serve(&[]);
+    let out = run(&["-t1", "-c4", "-d1s", &s.url], LIMIT);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    let r = parse(&text);
+    assert!(r.requests > 1000, "{text}");
+    assert!(
+        text.contains("closed loop (no -R): latencies are not corrected"),
+        "{text}"
+    );
+}
+
+#[test]
+fn counts_non_2xx_responses() {
+    let s = serve(&["--status", "500"]);
+    let out = run(&["-t1", "-c2", "-d1s", "-R200", &s.url], LIMIT);
+    let r = parse(&stdout(&out));
+    assert!(out.status.success());
+    assert!(
+        r.requests >= 190 && r.non2xx == r.requests,
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn reconnects_when_the_server_closes_connections() {
+    let s = serve(&["--close-every", "3"]);
+    let out = run(&["-t1", "-c4", "-d2s", "-R500", &s.url], LIMIT);
+    let text = stdout(&out);
+    let r = parse(&text);
+    assert!(out.status.success(), "{text}");
+    // Every response arrives (Connection: close is honoured, then a new connection is opened).
+    assert!(r.requests >= 980, "{text}");
+    assert_eq!(r.read + r.write + r.connect, 0, "{text}");
+}
+
+#[test]
+fn nothing_listening_is_one_line_and_exit_1() {
+    let port = dead_port();
+    let out = run(
+        &["-t1", "-c1", "-d1s", &format!("http://127.0.0.1:{port}/")],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("unable to connect to 127.0.0.1:{port}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn unresolvable_host_is_exit_1() {
+    let out = run(&["-d1s", "http://no-such-host.invalid/"], LIMIT);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("unable to resolve no-such-host.invalid"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["-t4", "-c2", "http://127.0.0.1:1/"],
+            "connections must be >= threads",
+        ),
+        (
+            &["-t4", "-c4", "-R2", "http://127.0.0.1:1/"],
+            "less than one per thread",
+        ),
+        (&["-R0", "http://127.0.0.1:1/"], "greater than zero"),
+        (&["-d0s", "http://127.0.0.1:1/"], "greater than zero"),
+        (&["not a url"], "invalid URL"),
+        (&["gopher://127.0.0.1/"], "unsupported scheme"),
+        (
+            &["--body-file", "/nonexistent/body", "http://127.0.0.1:1/"],
+            "cannot read",
+        ),
+        (&["--bogus", "http://127.0.0.1:1/"], "--bogus"),
+        (&["-c", "ten", "http://127.0.0.1:1/"], "invalid number"),
+    ];
+    for (args, needle) in cases {
+        let out = run(args, LIMIT);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn tls_verifies_by_default_and_insecure_skips_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    let s = serve(&["--tls", "--cert-out", cert.to_str().unwrap()]);
+    assert!(s.url.starts_with("https://"));
+    let out = run(&["-t1", "-c1", "-d1s", "-R50", &s.url], LIMIT);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("certificate"), "{}", stderr(&out));
+
+    let out = run(
+        &["-t1", "-c2", "-d1s", "-R100", "--insecure", &s.url],
+        LIMIT,
+    );
+    let r = parse(&stdout(&out));
+    assert!(out.status.success() && r.requests >= 95, "{}", stdout(&out));
+
+    let out = run(
+        &[
+            "-t1",
+            "-c2",
+            "-d1s",
+            "-R100",
+            "--cacert",
+            cert.to_str().unwrap(),
+            &s.url,
+        ],
+        LIMIT,
+    );
+    let r = parse(&stdout(&out));
+    assert!(out.status.success() && r.requests >= 95, "{}", stdout(&out));
+}
+
+/// DESIGN.md: for a run of D at constant rate with one stall of S, the share of requests
+/// slower than x is about (S − x)/D. D = 4 s, S = 0.5 s: p99 ≈ S − 0.01·D = 460 ms,
+/// p95 ≈ 300 ms, p90 ≈ 100 ms. The uncorrected p99 stays near the normal latency, because only
+/// the one request per connection that was in flight during the stall saw it.
+#[test]
+fn coordinated_omission_is_corrected() {
+    let s = serve(&["--stall-at", "1500ms", "--stall-for", "500ms"]);
+    let out = run(&["-t2", "-c10", "-d4s", "-R1000", "-U", &s.url], LIMIT);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    let r = parse(&text);
+    let p99 = r.p(99.0) / 1e3;
+    let p90 = r.p(90.0) / 1e3;
+    assert!((p99 - 460.0).abs() < 46.0, "corrected p99 {p99} ms\n{text}");
+    // After the stall the backlog drains, adding a few ms to every stalled request.
+    assert!(
+        (90.0..170.0).contains(&p90),
+        "corrected p90 {p90} ms\n{text}"
+    );
+    let up99 = r.up(99.0) / 1e3;
+    assert!(up99 < 20.0, "uncorrected p99 {up99} ms\n{text}");
+    assert!(
+        r.up(99.9) / 1e3 > 400.0,
+        "the in-flight requests did see the stall\n{text}"
+    );
+}
+
+#[test]
+fn ctrl_c_still_prints_the_report() {
+    interrupted_run_prints_the_report("-INT");
+}
+
+/// SIGTERM (`timeout`, `kill`, a stopping Kubernetes pod) is treated like Ctrl-C.
+#[test]
+fn sigterm_still_prints_the_report() {
+    interrupted_run_prints_the_report("-TERM");
+}
+
+fn interrupted_run_prints_the_report(signal: &str) {
+    let s = serve(&[]);
+    let child = std::process::Command::new(crate::common::bin())
+        .args(["-t1", "-c2", "-d20s", "-R200", &s.url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    let r = parse(&text);
+    assert!(text.contains("interrupted after"), "{text}");
+    assert!(r.seconds > 1.0 && r.seconds < 3.0, "{text}");
+    assert!((r.rps - 200.0).abs() < 10.0, "{text}");
+}
+
+/// The precise pacer sends within microseconds of the plan when the generator is idle; tokio's
+/// 1 ms timer would put the median send lag near half a millisecond.
+#[test]
+fn precise_pacing_keeps_send_lag_small() {
+    let s = serve(&[]);
+    let out = run(&["-t1", "-c4", "-d2s", "-R400", "--latency", &s.url], LIMIT);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    let lag = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Send lag:     p50 "))
+        .expect("send lag line");
+    let p50 = crate::common::time_us(lag.split(',').next().unwrap());
+    assert!(p50 < 400.0, "send lag p50 {p50}us\n{text}");
+}
+
+#[test]
+fn built_in_server_login_flow_issues_and_checks_tokens() {
+    use crate::common::http;
+    let s = serve(&["--auth"]);
+    let a = s.addr.as_str();
+    assert_eq!(http(a, "GET", "/", &[], "").0, 401);
+    assert_eq!(http(a, "POST", "/login", &[], "").0, 400);
+    let (st, head, body) = http(a, "POST", "/login", &[], r#"{"user":"u","password":"p"}"#);
+    assert_eq!(st, 200, "{head}{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = doc["token"].as_str().unwrap().to_string();
+    assert!(
+        head.contains(&format!("set-cookie: session={token}")),
+        "{head}"
+    );
+    let bearer = format!("Authorization: Bearer {token}");
+    assert_eq!(http(a, "GET", "/x", &[&bearer], "").0, 200);
+    let cookie = format!("Cookie: a=b; session={token}");
+    assert_eq!(http(a, "GET", "/x", &[&cookie], "").0, 200);
+    assert_eq!(
+        http(a, "GET", "/", &["Authorization: Bearer nope"], "").0,
+        401
+    );
+    let (_, _, stats) = http(a, "GET", "/__stats", &[], "");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(
+        (stats["logins"].as_u64(), stats["unauthorized"].as_u64()),
+        (Some(1), Some(2))
+    );
+}

@@ -1,0 +1,388 @@
+//! End-to-end tests of Lua scripts (`-s`): the wrk table changes the request, `init(args)` sees
+//! the arguments after `--`, and script errors stop the run with `file:line` and exit code 1.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::common::{run, stderr, stdout};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// A loopback HTTP/1.1 server that keeps the raw bytes of every request it receives.
+fn recorder() -> (String, Arc<Mutex<Vec<u8>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let seen = s2.clone();
+            std::thread::spawn(move || {
+                let mut c = c;
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                    let reqs = buf[..n].windows(9).filter(|w| w == b"HTTP/1.1\r").count();
+                    for _ in 0..reqs.max(1) {
+                        if c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+fn script(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".lua").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+#[test]
+fn lua_settings_change_the_request() {
+    let (url, seen) = recorder();
+    let out = run(
+        &["-t1", "-c1", "-d1s", "-R10", "-s", "scripts/post.lua", &url],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let got = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    let first = got.split("}").next().unwrap().to_string() + "}";
+    assert!(first.starts_with("POST / HTTP/1.1\r\n"), "{got}");
+    assert!(first.contains(&format!("\r\nHost: {host}\r\n")), "{got}");
+    assert!(
+        first.contains("\r\nContent-Type: application/json\r\n"),
+        "{got}"
+    );
+    assert!(
+        first.ends_with("\r\nContent-Length: 18\r\n\r\n{\"name\":\"loadgen\"}"),
+        "{got}"
+    );
+}
+
+#[test]
+fn lua_init_gets_args_and_format_is_exact() {
+    let (url, seen) = recorder();
+    let s = script(
+        "function init(args)\n  wrk.path = '/' .. args[1] .. '/' .. args[2]\n  \
+         assert(args[0] == wrk.scheme .. '://' .. wrk.host .. ':' .. wrk.port .. '/')\n  \
+         assert(wrk.format('PUT', '/x', {['X-A'] = '1', Host = 'h'}, 'ab') == \
+         'PUT /x HTTP/1.1\\r\\nHost: h\\r\\nX-A: 1\\r\\nContent-Length: 2\\r\\n\\r\\nab' or \
+         wrk.format('PUT', '/x', {['X-A'] = '1', Host = 'h'}, 'ab') == \
+         'PUT /x HTTP/1.1\\r\\nX-A: 1\\r\\nHost: h\\r\\nContent-Length: 2\\r\\n\\r\\nab')\nend\n",
+    );
+    let path = s.path().to_str().unwrap();
+    let out = run(
+        &[
+            "-t1", "-c1", "-d1s", "-R10", "-s", path, &url, "--", "a", "b",
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let got = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    assert!(got.starts_with("GET /a/b HTTP/1.1\r\n"), "{got}");
+}
+
+#[test]
+fn lua_errors_name_file_and_line_and_exit_1() {
+    let (url, _) = recorder();
+    let bad = script("x = = 1\n");
+    let p = bad.path().to_str().unwrap();
+    let out = run(&["-d1s", "-s", p, &url], LIMIT);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("{p}:1:")),
+        "{}",
+        stderr(&out)
+    );
+
+    let bad = script("function init(args)\n  error('boom')\nend\n");
+    let p = bad.path().to_str().unwrap();
+    let out = run(&["-d1s", "-s", p, &url], LIMIT);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("{p}:2: boom")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The request lines the recorder saw, e.g. `GET /a HTTP/1.1`.
+fn request_lines(seen: &Arc<Mutex<Vec<u8>>>) -> Vec<String> {
+    String::from_utf8_lossy(&seen.lock().unwrap())
+        .split("\r\n")
+        .filter(|l| l.ends_with(" HTTP/1.1") && !l.starts_with("HTTP/"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn lua_request_and_response_hooks_see_each_connection() {
+    let (url, seen) = recorder();
+    let s = script(
+        "local n = 0\n\
+         function request()\n  n = n + 1\n  \
+           return wrk.format(nil, '/c' .. wrk.connection.id .. '/' .. n)\nend\n\
+         function response(status, headers, body)\n  \
+           assert(status == 200, 'status')\n  \
+           assert(headers['Content-Length'] == '2', 'header')\n  \
+           assert(body == 'ok', 'body')\n  \
+           wrk.connection.seen = (wrk.connection.seen or 0) + 1\nend\n",
+    );
+    let out = run(
+        &[
+            "-t1",
+            "-c3",
+            "-d1s",
+            "-R60",
+            "-s",
+            s.path().to_str().unwrap(),
+            &url,
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let r = crate::common::parse(&stdout(&out));
+    let lines = request_lines(&seen);
+    assert_eq!(lines.len() as u64, r.requests, "{lines:?}");
+    assert!((55..=61).contains(&lines.len()), "{lines:?}");
+    // One counter per thread: every request has its own number; three connections.
+    let mut ns: Vec<u64> = lines
+        .iter()
+        .map(|l| {
+            l.split('/')
+                .nth(2)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    ns.sort();
+    assert_eq!(ns, (1..=lines.len() as u64).collect::<Vec<_>>());
+    for c in 1..=3 {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("GET /c{c}/"))),
+            "{lines:?}"
+        );
+    }
+}
+
+#[test]
+fn lua_setup_thread_values_stop_and_done_match_the_report() {
+    let (url, seen) = recorder();
+    let s = script(
+        "local threads = {}\n\
+         function setup(thread)\n  thread:set('greeting', 'hi' .. thread.id)\n  \
+           table.insert(threads, thread)\nend\n\
+         function init(args)\n  wrk.path = '/' .. greeting\n  responses = 0\nend\n\
+         function response(status, headers, body)\n  responses = responses + 1\n  \
+           if wrk.thread.id == 1 and responses >= 10 then wrk.thread:stop() end\nend\n\
+         function done(summary, latency, requests)\n  local total = 0\n  \
+           for _, t in ipairs(threads) do\n    \
+             io.write(string.format('thread %d %s %d\\n', t.id, t:get('greeting'), t:get('responses')))\n    \
+             total = total + t:get('responses')\n  end\n  \
+           io.write(string.format('summary %d %d %d %d\\n', summary.requests, total, \
+             latency:percentile(99), #latency))\nend\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = run(
+        &[
+            "-t2",
+            "-c2",
+            "-d2s",
+            "-R200",
+            "--json",
+            json.to_str().unwrap(),
+            "-s",
+            s.path().to_str().unwrap(),
+            &url,
+        ],
+        LIMIT,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let lines = request_lines(&seen);
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("GET /hi1 ")).count(),
+        10,
+        "thread 1 stopped itself after 10 responses\n{text}"
+    );
+    let t2 = lines.iter().filter(|l| l.starts_with("GET /hi2 ")).count();
+    assert!((190..=201).contains(&t2), "thread 2 went on: {t2}\n{text}");
+    assert!(text.contains("thread 1 hi1 10\n"), "{text}");
+    assert!(text.contains(&format!("thread 2 hi2 {t2}\n")), "{text}");
+    let report = crate::common::parse(&text);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let p99 = doc["latency"]["corrected"]["p99"].as_u64().unwrap();
+    let want = format!("summary {0} {0} {p99} {0}\n", report.requests);
+    assert!(text.contains(&want), "want {want:?}\n{text}");
+}
+
+#[test]
+fn lua_pipelined_requests_are_sent_together_and_each_counted() {
+    let (url, seen) = recorder();
+    let out = run(
+        &[
+            "-t1",
+            "-c1",
+            "-d1s",
+            "-R30",
+            "-s",
+            "scripts/pipeline.lua",
+            &url,
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let r = crate::common::parse(&stdout(&out));
+    let lines = request_lines(&seen);
+    // -R counts requests: 30 a second, in writes of three.
+    assert!((27..=30).contains(&r.requests), "{}", stdout(&out));
+    assert_eq!(lines.len() as u64, r.requests);
+    for q in ["foo", "bar", "baz"] {
+        let n = lines
+            .iter()
+            .filter(|l| l.contains(&format!("/?{q} ")))
+            .count() as u64;
+        assert_eq!(n, r.requests / 3, "{lines:?}");
+    }
+}
+
+#[test]
+fn lua_delay_is_think_time_not_latency() {
+    let (url, _) = recorder();
+    let s = script("function delay()\n  return 40\nend\n");
+    let out = run(
+        &[
+            "-t1",
+            "-c2",
+            "-d2s",
+            "-R1000",
+            "--latency",
+            "-s",
+            s.path().to_str().unwrap(),
+            &url,
+        ],
+        LIMIT,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let r = crate::common::parse(&text);
+    // Two connections, each at most one request per 40 ms of think time: ~100 in 2 s, far
+    // below -R; and the think time is not in the latency.
+    assert!((80..=102).contains(&r.requests), "{text}");
+    assert!(
+        r.p(50.0) < 10_000.0,
+        "think time counted as latency\n{text}"
+    );
+    // The shortfall against -R is the script's doing, and the report says so.
+    assert!(text.contains("delay() (think time)"), "{text}");
+    assert!(!text.contains("waiting on the server"), "{text}");
+}
+
+#[test]
+fn lua_runtime_error_stops_the_run_with_a_partial_report() {
+    let (url, _) = recorder();
+    let s = script(
+        "local n = 0\nfunction request()\n  n = n + 1\n  if n > 20 then error('boom ' .. n) end\n  \
+         return wrk.request()\nend\n",
+    );
+    let p = s.path().to_str().unwrap();
+    let started = std::time::Instant::now();
+    let out = run(&["-t1", "-c1", "-d10s", "-R100", "-s", p, &url], LIMIT);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        stderr(&out).contains(&format!("{p}:4: boom 21")),
+        "{}",
+        stderr(&out)
+    );
+    let r = crate::common::parse(&stdout(&out));
+    assert_eq!(r.requests, 20, "{}", stdout(&out));
+}
+
+#[test]
+fn lua_lookup_connect_time_json_and_thread_addr() {
+    let (url, seen) = recorder();
+    let dead = crate::common::dead_port().to_string();
+    let s = script(
+        "function setup(thread)\n  local addrs = wrk.lookup(wrk.host, wrk.port)\n  \
+           assert(#addrs >= 1, 'lookup')\n  assert(wrk.connect(addrs[1]), 'connect')\n  \
+           thread.addr = addrs[1]\nend\n\
+         function init(args)\n  \
+           assert(not wrk.connect('127.0.0.1:' .. args[1]), 'connect to a dead port')\n  \
+           assert(wrk.time_us() > 1.6e15, 'time_us')\n  \
+           local d = wrk.json.decode('{\"a\":[1,2,{\"b\":null}],\"s\":\"x\"}')\n  \
+           assert(d.a[2] == 2 and d.s == 'x' and d.a[3].b == nil, 'decode')\n  \
+           local back = wrk.json.decode(wrk.json.encode({k = 'v', n = 3}))\n  \
+           assert(back.k == 'v' and back.n == 3, 'encode')\n  \
+           assert(wrk.thread.addr:find(':%d+$'), 'thread.addr')\n  wrk.path = '/ok'\nend\n",
+    );
+    let out = run(
+        &[
+            "-t2",
+            "-c2",
+            "-d1s",
+            "-R20",
+            "-s",
+            s.path().to_str().unwrap(),
+            &url,
+            "--",
+            &dead,
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let lines = request_lines(&seen);
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l == "GET /ok HTTP/1.1"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn lua_login_flow_sends_no_request_without_a_token() {
+    use crate::common::{http, serve};
+    let s = serve(&["--auth"]);
+    let out = run(
+        &[
+            "-t2",
+            "-c10",
+            "-d2s",
+            "-R500",
+            "-s",
+            "scripts/login.lua",
+            &s.url,
+            "--",
+            "user",
+            "secret",
+        ],
+        LIMIT,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let r = crate::common::parse(&text);
+    assert!((990..=1000).contains(&r.requests), "{text}");
+    assert_eq!(r.non2xx, 0, "{text}");
+    let (_, _, stats) = http(&s.addr, "GET", "/__stats", &[], "");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    // One login per connection, and not a single 401.
+    assert_eq!(stats["logins"].as_u64(), Some(10), "{stats}");
+    assert_eq!(stats["unauthorized"].as_u64(), Some(0), "{stats}");
+}
