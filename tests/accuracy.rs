@@ -5,7 +5,7 @@
 //! top of the analytic value; `scripts/accuracy.sh` runs the same cases longer with a release
 //! build and prints the error of every percentile.
 
-use crate::common::{parse, run, serve, stdout, Report};
+use crate::common::{parse, run, serve_alone, stdout, Report};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -35,7 +35,7 @@ fn ms(us: f64) -> f64 {
 /// its predecessor and the corrected and uncorrected distributions coincide.
 #[test]
 fn constant_service_time() {
-    let s = serve(&["--delay", "5ms"]);
+    let s = serve_alone(&["--delay", "5ms"]);
     let (r, text) = measure(&["-t1", "-c4", "-d2s", "-R200"], &s.url);
     assert!(r.requests >= 350, "{text}");
     let (p50, p99) = (ms(r.p(50.0)), ms(r.p(99.0)));
@@ -55,7 +55,7 @@ fn constant_service_time() {
 /// drains back to back, adding about one base latency per queued request: a few ms at most.
 #[test]
 fn periodic_stalls() {
-    let s = serve(&[
+    let s = serve_alone(&[
         "--stall-at",
         "400ms",
         "--stall-for",
@@ -86,7 +86,7 @@ fn periodic_stalls() {
 /// distribution would rightly show more than 10% slow.
 #[test]
 fn bimodal_slow_share() {
-    let s = serve(&["--slow-share", "0.1", "--slow-delay", "20ms"]);
+    let s = serve_alone(&["--slow-share", "0.1", "--slow-delay", "20ms"]);
     let (r, text) = measure(&["-t1", "-c50", "-d2s", "-R500"], &s.url);
     let (p50, p75) = (ms(r.p(50.0)), ms(r.p(75.0)));
     assert!(p50 < 2.0 && p75 < 3.0, "p50 {p50} p75 {p75} ms\n{text}");
@@ -127,7 +127,7 @@ fn bimodal_slow_share() {
 /// elapsed time covers them (2.5 s), and Requests/sec is the server's true capacity.
 #[test]
 fn server_slower_than_offered_rate() {
-    let s = serve(&["--capacity", "400"]);
+    let s = serve_alone(&["--capacity", "400"]);
     let (r, text) = measure(&["-t1", "-c50", "-d2s", "-R500"], &s.url);
     let (d, rate, cap) = (2.0, 500.0, 400.0);
     // Every planned request completed, over D + 0.5 s: the achieved rate is the capacity.
@@ -157,7 +157,7 @@ fn server_slower_than_offered_rate() {
 /// 3.5 s − intended (1.5 s to 2.5 s), as timeouts. Leaving them out would report a healthy run.
 #[test]
 fn stall_past_the_end_is_recorded_as_lower_bounds() {
-    let s = serve(&["--stall-at", "1s", "--stall-for", "30s"]);
+    let s = serve_alone(&["--stall-at", "1s", "--stall-for", "30s"]);
     let (r, text) = measure(
         &["-t1", "-c10", "-d2s", "-R100", "--timeout", "1500ms"],
         &s.url,

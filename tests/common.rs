@@ -3,9 +3,53 @@
 
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
+
+/// Tests run in parallel on a 2-core CI machine. Tests whose assertions are about timing
+/// (latency percentiles against a known truth) take this lock exclusively with [`alone`], so
+/// that no other load test shares the CPU with them; every other test that starts a server
+/// takes it shared (in [`serve`]), once per test thread. std's lock is writer-preferring, so
+/// a waiting timing test is not starved by the others.
+static LOAD: RwLock<()> = RwLock::new(());
+
+enum Held {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+}
+
+thread_local! {
+    /// The guard this test thread holds; released when the test's thread ends (libtest runs
+    /// each test on its own thread) or when [`alone`] upgrades it.
+    static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
+}
+
+/// Makes the calling test run with no other load test beside it, until it ends.
+pub fn alone() {
+    HELD.with(|h| {
+        // Drop a shared guard first (only possible with --test-threads=1, where tests share
+        // the main thread), or the write lock would wait for ourselves.
+        if matches!(*h.borrow(), Some(Held::Alone(_))) {
+            return;
+        }
+        *h.borrow_mut() = None;
+        let g = LOAD.write().unwrap_or_else(|e| e.into_inner());
+        *h.borrow_mut() = Some(Held::Alone(g));
+    });
+}
+
+/// Takes the load lock shared for the calling test, unless it already holds it.
+fn shared() {
+    HELD.with(|h| {
+        if h.borrow().is_none() {
+            let g = LOAD.read().unwrap_or_else(|e| e.into_inner());
+            *h.borrow_mut() = Some(Held::Shared(g));
+        }
+    });
+}
 
 /// Path of the binary under test.
 pub fn bin() -> &'static str {
@@ -30,6 +74,7 @@ impl Drop for Server {
 
 /// Starts `loadgen serve --listen 127.0.0.1:0 <knobs>` and waits for its "listening on" line.
 pub fn serve(knobs: &[&str]) -> Server {
+    shared();
     let mut child = Command::new(bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--threads", "1"])
         .args(knobs)
@@ -52,6 +97,13 @@ pub fn serve(knobs: &[&str]) -> Server {
         .trim_end_matches('/')
         .to_string();
     Server { child, url, addr }
+}
+
+/// [`serve`] for a test whose assertions are about timing: it runs with no other load test
+/// beside it (see [`alone`]).
+pub fn serve_alone(knobs: &[&str]) -> Server {
+    alone();
+    serve(knobs)
 }
 
 /// A loopback port with nothing listening on it.

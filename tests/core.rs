@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::common::{dead_port, parse, run, serve, stderr, stdout};
+use crate::common::{dead_port, parse, run, serve, serve_alone, stderr, stdout};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -181,7 +181,7 @@ fn tls_verifies_by_default_and_insecure_skips_it() {
 /// the one request per connection that was in flight during the stall saw it.
 #[test]
 fn coordinated_omission_is_corrected() {
-    let s = serve(&["--stall-at", "1500ms", "--stall-for", "500ms"]);
+    let s = serve_alone(&["--stall-at", "1500ms", "--stall-for", "500ms"]);
     let out = run(&["-t2", "-c10", "-d4s", "-R1000", "-U", &s.url], LIMIT);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
@@ -241,7 +241,7 @@ fn interrupted_run_prints_the_report(signal: &str) {
 /// 1 ms timer would put the median send lag near half a millisecond.
 #[test]
 fn precise_pacing_keeps_send_lag_small() {
-    let s = serve(&[]);
+    let s = serve_alone(&[]);
     let out = run(&["-t1", "-c4", "-d2s", "-R400", "--latency", &s.url], LIMIT);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{bin, dead_port, parse, run, serve, stderr, stdout};
+use crate::common::{bin, dead_port, parse, run, serve, serve_alone, stderr, stdout};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -615,10 +615,11 @@ fn finish(c: std::process::Child) -> Output {
 /// kind of machine (docs/distributed.md, "How exact is a merge?": against a server adding
 /// 50 ms, 2 s at 1000 req/s, with a CPU hog beside it, merged-vs-single p50 differed by up to
 /// 0.6% and p99 by up to 6.3%; two identical single runs by up to 2.4% and 7.6%). A slower
-/// server keeps scheduling noise (other tests run in parallel) small against the latency.
+/// server keeps scheduling noise small against the latency, and the test runs alone (no other
+/// load test beside it).
 #[test]
 fn two_processes_at_half_rate_merge_like_one_at_full_rate() {
-    let s = serve(&["--delay", "50ms"]);
+    let s = serve_alone(&["--delay", "50ms"]);
     let dir = tempfile::tempdir().unwrap();
     let (a, b, one) = (
         dir.path().join("a.json"),
