@@ -158,7 +158,8 @@ pub enum Pacing {
     #[default]
     Precise,
     /// tokio's millisecond timer wheel, as wrk2's 1 ms event-loop timer: fewer wake-ups and
-    /// less CPU, but requests leave up to ~1 ms late and that lag is counted as latency.
+    /// less CPU. Requests are released up to 2 ms before their slots (never late, so the
+    /// timer's slack is not latency), in per-millisecond batches the server sees as bursts.
     Coarse,
 }
 

@@ -4,10 +4,10 @@
 #![allow(dead_code)]
 
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Tests run in parallel on a 2-core CI machine. Tests whose assertions are about timing
 /// (latency percentiles against a known truth) take this lock exclusively with [`alone`], so
@@ -114,21 +114,39 @@ pub fn dead_port() -> u16 {
 
 /// Runs loadgen with `args` (killed after `limit`) and returns its output.
 pub fn run(args: &[&str], limit: Duration) -> Output {
-    let child = Command::new(bin())
+    let mut child = Command::new(bin())
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start loadgen");
-    let id = child.id();
-    let guard = std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        // Past the limit: kill it so the test fails instead of hanging.
-        let _ = Command::new("kill").args(["-9", &id.to_string()]).status();
-    });
-    let out = child.wait_with_output().expect("wait loadgen");
-    drop(guard);
-    out
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait loadgen") {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            // Past the limit: kill it so the test fails instead of hanging. (The child is not
+            // reaped yet, so its pid cannot belong to anything else.)
+            let _ = child.kill();
+            break child.wait().expect("wait loadgen");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
 }
 
 /// stdout as text.
