@@ -386,3 +386,38 @@ fn lua_login_flow_sends_no_request_without_a_token() {
     assert_eq!(stats["logins"].as_u64(), Some(10), "{stats}");
     assert_eq!(stats["unauthorized"].as_u64(), Some(0), "{stats}");
 }
+
+/// A response that arrives while the generator is busy (here: in another connection's
+/// `response()`, which burns 30 ms once) is timed by when it reached the socket, taken from the
+/// kernel's receive timestamp, not by when the busy thread got round to reading it. Timed by
+/// the read, the other connection's first response would show about 30 ms.
+#[test]
+fn busy_generator_does_not_add_to_the_latency_of_waiting_responses() {
+    let s = crate::common::serve_alone(&[]);
+    let lua = script(
+        "local busy = false\n\
+         function response(status, headers, body)\n  \
+           if not busy then\n    busy = true\n    \
+             local t = wrk.time_us()\n    \
+             while wrk.time_us() - t < 30000 do end\n  \
+           end\nend\n",
+    );
+    let out = run(
+        &[
+            "-t1",
+            "-c2",
+            "-d1s",
+            "--latency",
+            "-s",
+            lua.path().to_str().unwrap(),
+            &s.url,
+        ],
+        LIMIT,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let r = crate::common::parse(&text);
+    assert!(r.requests > 100, "{text}");
+    let max = r.p(100.0);
+    assert!(max < 15_000.0, "max latency {max}us\n{text}");
+}

@@ -10,13 +10,14 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::rxtime::{self, TimedRead};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// Something that opens a fresh stream to the target.
 pub trait Connector: Clone + 'static {
     /// The connected stream type.
-    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+    type Stream: AsyncRead + AsyncWrite + TimedRead + Unpin + 'static;
     /// Opens one connection (TCP connect, then the TLS handshake if any).
     fn connect(
         &self,
@@ -37,7 +38,11 @@ pub struct Tcp;
 impl Connector for Tcp {
     type Stream = TcpStream;
     async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
-        tcp(addr).await
+        let s = tcp(addr).await?;
+        // Responses are timed by when they arrived (see rxtime); without the kernel's
+        // timestamps, by the clock after the read.
+        rxtime::enable(&s);
+        Ok(s)
     }
 }
 

@@ -4,7 +4,7 @@
 //! (httparse for the head, a small state machine for chunked bodies) without copying or
 //! allocating, and the body is counted and discarded unless a script asks for it.
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use super::rxtime::TimedRead;
 
 /// What went wrong while reading a response.
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +176,8 @@ pub struct ResponseReader {
     start: usize,
     /// End of valid bytes in `buf`.
     end: usize,
+    /// When the kernel received the bytes of the last read (CLOCK_MONOTONIC ns), if known.
+    rx: Option<u64>,
 }
 
 impl Default for ResponseReader {
@@ -213,6 +215,7 @@ impl ResponseReader {
             buf: vec![0; INITIAL_BUF],
             start: 0,
             end: 0,
+            rx: None,
         }
     }
 
@@ -220,10 +223,17 @@ impl ResponseReader {
     pub fn clear(&mut self) {
         self.start = 0;
         self.end = 0;
+        self.rx = None;
+    }
+
+    /// When the kernel received the bytes of the last read (CLOCK_MONOTONIC ns), if it said:
+    /// for a response just read, the instant it was complete. Taken once.
+    pub fn take_rx(&mut self) -> Option<u64> {
+        self.rx.take()
     }
 
     /// Reads more bytes from `io` into the buffer; returns how many (0 = EOF).
-    async fn fill<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<usize, ReadError> {
+    async fn fill<R: TimedRead>(&mut self, io: &mut R) -> Result<usize, ReadError> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -238,7 +248,8 @@ impl ResponseReader {
             }
         }
         let room = self.buf.len() - self.end;
-        let n = io.read(&mut self.buf[self.end..]).await?;
+        let (n, rx) = io.read_timed(&mut self.buf[self.end..]).await?;
+        self.rx = rx;
         self.end += n;
         if n == room && self.buf.len() < MAX_READ_BUF {
             // The socket had more than we could take: read bigger next time.
@@ -250,7 +261,7 @@ impl ResponseReader {
 
     /// Reads one complete response from `io`. `head_request` marks a response to HEAD (no body
     /// whatever the headers say). `bytes` is increased by every byte read from the socket.
-    pub async fn read_response<R: AsyncRead + Unpin, S: ResponseSink>(
+    pub async fn read_response<R: TimedRead, S: ResponseSink>(
         &mut self,
         io: &mut R,
         head_request: bool,
@@ -413,9 +424,9 @@ mod tests {
         })
     }
 
-    fn tokio_test_reader(input: &[u8]) -> impl AsyncRead + Unpin {
+    fn tokio_test_reader(input: &[u8]) -> impl TimedRead {
         struct Pieces(Vec<u8>, usize);
-        impl AsyncRead for Pieces {
+        impl tokio::io::AsyncRead for Pieces {
             fn poll_read(
                 mut self: std::pin::Pin<&mut Self>,
                 _: &mut std::task::Context<'_>,
@@ -428,6 +439,7 @@ mod tests {
                 std::task::Poll::Ready(Ok(()))
             }
         }
+        impl TimedRead for Pieces {}
         Pieces(input.to_vec(), 0)
     }
 

@@ -9,6 +9,7 @@
 pub mod connect;
 pub mod hooks;
 pub mod http1;
+pub mod rxtime;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -36,7 +37,9 @@ pub struct ThreadCtx {
     /// Which timer waits for plan slots.
     pub pacing: Pacing,
     /// Low-rate mode when > 0: after sending, poll for the response for up to this long
-    /// instead of sleeping, so the generator's own wake-up latency is not recorded.
+    /// instead of sleeping, so the generator's own wake-up latency is not recorded. Only for
+    /// streams without kernel receive timestamps (TLS): plain TCP responses are timed by
+    /// their arrival, whenever the thread wakes.
     pub spin_ns: u64,
     /// Where to connect.
     pub addr: SocketAddr,
@@ -71,8 +74,9 @@ impl ThreadCtx {
 
 /// Thread slot spacing from which low-rate mode applies (2 ms: at most 500 requests/s a thread).
 pub const LOW_RATE_GAP_NS: u64 = 2_000_000;
-/// Busy-wait budget in low-rate mode, before a slot and while waiting for a response. A VM's
-/// idle CPU can take 100 µs or more to wake; at <= 500 requests/s this costs < 15% of a CPU.
+/// Busy-wait budget in low-rate mode, before a slot and (TLS only) while waiting for a
+/// response. A VM's idle CPU can take 100 µs or more to wake; at <= 500 requests/s this costs
+/// < 15% of a CPU.
 pub const LOW_RATE_SPIN_NS: u64 = 150_000;
 
 /// Pause after a failed connect in closed loop, so a dead server is not hammered in a busy loop.
@@ -275,7 +279,7 @@ async fn exchange<S, H: Hooks>(
     last_done: &mut u64,
 ) -> (Next, u64)
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: rxtime::TimedRead + tokio::io::AsyncWrite,
 {
     let (sent_at, sent, responses, head) = {
         let req = match hooks.request() {
@@ -297,12 +301,20 @@ where
     for i in 0..responses {
         let mut bytes = 0u64;
         let read = reader.read_response(io, head, &mut bytes, hooks.sink());
-        let res = if ctx.spin_ns > 0 {
+        // Polling only matters when the response is timed by the read: with the kernel's
+        // receive timestamps, a late wake-up no longer shows as latency.
+        let res = if ctx.spin_ns > 0 && !S::STAMPED {
             tokio::time::timeout_at(deadline, poll_briefly(read, mono_ns() + ctx.spin_ns)).await
         } else {
             tokio::time::timeout_at(deadline, read).await
         };
-        let done = ctx.now();
+        let now = ctx.now();
+        // The response was complete when its last bytes reached the socket, if the kernel
+        // said when (rxtime); not when this thread got round to reading it.
+        let done = match (&res, reader.take_rx()) {
+            (Ok(Ok(_)), Some(at)) => at.saturating_sub(ctx.t0).clamp(sent, now),
+            _ => now,
+        };
         *last_done = done;
         {
             let mut stats = ctx.stats.borrow_mut();

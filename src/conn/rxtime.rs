@@ -1,0 +1,185 @@
+//! Kernel receive timestamps: when a response's last bytes reached the socket, rather than when
+//! the generator got round to reading them.
+//!
+//! A response that arrives while the worker thread is asleep, or busy with other connections,
+//! sits in the socket until the thread wakes up and reads it. Timing the response by the clock
+//! read after that would add the generator's own wake-up latency and scheduling delay to the
+//! server's latency — tens of microseconds when idle in a VM, far more when the generator's CPU
+//! is busy. Linux timestamps every received packet when a socket asks for it
+//! (`SO_TIMESTAMPING` with `SOF_TIMESTAMPING_RX_SOFTWARE`) and `recvmsg` returns the timestamp
+//! of the last packet it read; for a response whose last bytes were read in that call, that is
+//! the instant the response was complete. Written by hand (a `recvmsg` with one control
+//! message) because tokio and socket2 expose no receive timestamps; this is the product's
+//! measurement core.
+//!
+//! Plain TCP only: a TLS stream reads through rustls, and falls back to the clock after the read.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::AsRawFd;
+
+use tokio::io::{AsyncRead, AsyncReadExt, Interest};
+use tokio::net::TcpStream;
+
+use crate::pacer::mono_ns;
+
+/// A stream whose reads can say when the kernel received the bytes they returned.
+pub trait TimedRead: AsyncRead + Unpin {
+    /// Whether reads return the kernel's receive timestamps.
+    const STAMPED: bool = false;
+
+    /// Reads into `buf` like `AsyncRead::read`; also returns when the kernel received the last
+    /// byte read (CLOCK_MONOTONIC ns), when it knows. The default knows nothing.
+    fn read_timed<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<(usize, Option<u64>)>> + 'a {
+        async move { Ok((self.read(buf).await?, None)) }
+    }
+}
+
+impl TimedRead for tokio_rustls::client::TlsStream<TcpStream> {}
+
+impl TimedRead for TcpStream {
+    const STAMPED: bool = true;
+
+    async fn read_timed(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
+        loop {
+            self.readable().await?;
+            let fd = self.as_raw_fd();
+            match self.try_io(Interest::READABLE, || recv(fd, buf)) {
+                Ok((n, at)) => {
+                    if 0 < n && n < buf.len() {
+                        // A short read emptied the socket (as tokio's own read assumes, with
+                        // epoll): drop the readiness without a system call, so the next read
+                        // waits for new data instead of first failing with EAGAIN. The
+                        // edge-triggered epoll reports anything that arrives later, and tokio
+                        // keeps a read-closed state when clearing.
+                        let _ = self.try_io(Interest::READABLE, || {
+                            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                        });
+                    }
+                    return Ok((n, at));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Asks the kernel to timestamp the packets this socket receives. Returns whether it agreed;
+/// without it, reads simply return no timestamp.
+pub fn enable(s: &TcpStream) -> bool {
+    let flags: libc::c_int =
+        (libc::SOF_TIMESTAMPING_RX_SOFTWARE | libc::SOF_TIMESTAMPING_SOFTWARE) as libc::c_int;
+    // SAFETY: a valid socket descriptor and an int option value of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPING,
+            &flags as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    r == 0
+}
+
+/// Room for one `SCM_TIMESTAMPING` control message (three timespecs), 8-byte aligned.
+#[repr(C, align(8))]
+struct Control([u8; 64]);
+
+/// One non-blocking `recvmsg` into `buf`, returning the byte count and the receive time of the
+/// last packet read (CLOCK_MONOTONIC ns) if the kernel attached one.
+fn recv(fd: libc::c_int, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let mut control = Control([0; 64]);
+    // SAFETY: msghdr is plain data; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = control.0.len() as _;
+    // SAFETY: fd is an open socket; msg points at a live iovec and control buffer.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut at = None;
+    // SAFETY: the CMSG_* macros walk the control buffer the kernel filled, bounded by
+    // msg_controllen; the timestamp payload is read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPING {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                at = to_monotonic(ts);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, at))
+}
+
+/// Converts a CLOCK_REALTIME software timestamp to CLOCK_MONOTONIC ns by its age: how long
+/// before now (on the real-time clock) it was taken, subtracted from the monotonic now. Both
+/// clocks are read through the vDSO; an NTP step between packet and read would only make the
+/// age implausible, which the caller checks.
+fn to_monotonic(ts: libc::timespec) -> Option<u64> {
+    if ts.tv_sec == 0 && ts.tv_nsec == 0 {
+        return None;
+    }
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+    let mono = mono_ns();
+    let real = |t: &libc::timespec| t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
+    let age = real(&now) - real(&ts);
+    if !(0..1_000_000_000_000).contains(&age) {
+        return None;
+    }
+    mono.checked_sub(age as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A response that waits in the socket is timed by its arrival, not by the late read.
+    #[test]
+    fn read_reports_when_the_bytes_arrived() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            let (mut s, _) = l.accept().await.unwrap();
+            assert!(enable(&c));
+            let sent = mono_ns();
+            s.write_all(b"hello").await.unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let mut buf = [0u8; 64];
+            let (n, at) = c.read_timed(&mut buf).await.unwrap();
+            let read = mono_ns();
+            assert_eq!(&buf[..n], b"hello");
+            let at = at.expect("a receive timestamp");
+            assert!(at >= sent - 1_000_000, "{at} vs {sent}");
+            // Arrived within a few ms of the write, read 20 ms later.
+            assert!(read - at >= 15_000_000, "{}", read - at);
+            // Nothing more to read: the next read waits rather than failing.
+            s.write_all(b"!").await.unwrap();
+            let (n, _) = c.read_timed(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"!");
+        });
+    }
+}
