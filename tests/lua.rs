@@ -268,6 +268,8 @@ fn lua_pipelined_requests_are_sent_together_and_each_counted() {
 fn lua_delay_is_think_time_not_latency() {
     let (url, _) = recorder();
     let s = script("function delay()\n  return 40\nend\n");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
     let out = run(
         &[
             "-t1",
@@ -275,6 +277,8 @@ fn lua_delay_is_think_time_not_latency() {
             "-d2s",
             "-R1000",
             "--latency",
+            "--json",
+            json.to_str().unwrap(),
             "-s",
             s.path().to_str().unwrap(),
             &url,
@@ -294,6 +298,11 @@ fn lua_delay_is_think_time_not_latency() {
     // The shortfall against -R is the script's doing, and the report says so.
     assert!(text.contains("delay() (think time)"), "{text}");
     assert!(!text.contains("waiting on the server"), "{text}");
+    // A saved result remembers it: `loadgen report` says the same.
+    let again = run(&["report", json.to_str().unwrap()], LIMIT);
+    let again = stdout(&again);
+    assert!(again.contains("delay() (think time)"), "{again}");
+    assert!(!again.contains("waiting on the server"), "{again}");
 }
 
 #[test]

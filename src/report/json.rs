@@ -113,6 +113,10 @@ pub struct Document {
     pub elapsed_ns: u64,
     /// The run was stopped by Ctrl-C.
     pub interrupted: bool,
+    /// What the generator itself spent, for the report's "who was the limit" note. Absent
+    /// from documents written before it was added: read as zero.
+    #[serde(default)]
+    pub generator_load: GeneratorLoad,
     /// Completed responses (any status).
     pub requests: u64,
     /// Bytes read.
@@ -133,6 +137,15 @@ pub struct Document {
     pub thresholds: ThresholdsDoc,
     /// Inputs of a merged result (empty for a single run).
     pub sources: Vec<Source>,
+}
+
+/// `generator_load`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorLoad {
+    /// CPU time of all worker threads, ns (summed over the inputs of a merge).
+    pub worker_cpu_ns: u64,
+    /// The script's `delay()` or `thread:stop()` held the rate down (in any input of a merge).
+    pub script_limited: bool,
 }
 
 /// `generator`.
@@ -461,6 +474,10 @@ pub fn to_document(r: &RunResult) -> Document {
         elapsed_s: s.elapsed.as_secs_f64(),
         elapsed_ns: s.elapsed.as_nanos() as u64,
         interrupted: s.interrupted,
+        generator_load: GeneratorLoad {
+            worker_cpu_ns: st.cpu_ns,
+            script_limited: st.script_limited,
+        },
         requests: st.requests,
         bytes: st.bytes,
         rate: RateDoc {
@@ -571,6 +588,8 @@ pub fn from_document(d: Document) -> Result<RunResult> {
     stats.req_per_sec = histogram_into("histograms.req_per_sec", &hs.req_per_sec, rps)?;
     stats.requests = d.requests;
     stats.bytes = d.bytes;
+    stats.cpu_ns = d.generator_load.worker_cpu_ns;
+    stats.script_limited = d.generator_load.script_limited;
     stats.errors = Errors {
         connect: d.errors.connect,
         read: d.errors.read,
