@@ -162,7 +162,7 @@ const MAX_HEADERS: usize = 100;
 /// Initial read buffer size per connection: small, so that `-c 10000` stays small; a buffer
 /// that a read fills completely doubles, up to `MAX_READ_BUF`, so large bodies are still read in
 /// few system calls.
-const INITIAL_BUF: usize = 2 * 1024;
+const INITIAL_BUF: usize = 1024;
 /// Largest buffer growth for reading bodies (head growth beyond this is allowed up to MAX_HEAD).
 const MAX_READ_BUF: usize = 64 * 1024;
 /// Refuse response heads larger than this.
