@@ -17,6 +17,9 @@
 #   NGINX_CPU / GEN_CPU   override the cores used (default: first two allowed)
 #   LUA_ONLY=1      only the Lua-overhead runs: loadgen -R$RATE with and without the
 #                   scripts in scripts/bench/, and wrk with the same scripts
+#   WRK2=path       a wrk2 binary you built yourself (github.com/giltene/wrk2; it is not
+#                   packaged, and this script does not build it): adds wrk2 -t1 -c50 -R$RATE,
+#                   run for at least 15 s (wrk2 needs ~10 s to calibrate), as the same-rate peer
 #
 # Only ever talks to 127.0.0.1.
 set -euo pipefail
@@ -347,6 +350,7 @@ LG_MAX="loadgen -t1 -c50 (max)"
 LG_1K="loadgen -t1 -c1000 -R$RATE"
 LG_10K="loadgen -t1 -c10000 -R2000"
 OHA="oha -c50 -q$RATE"
+WRK2_OPEN="wrk2 -t1 -c50 -R$RATE"
 
 LG_REQ="loadgen -t1 -c50 -R$RATE -s request.lua"
 LG_RESP="loadgen -t1 -c50 -R$RATE -s response.lua"
@@ -371,6 +375,10 @@ run_one "$WRK_MAX" max "$WRK_BIN" -t1 -c50 -d"${DUR}s" --latency "$URL"
 run_one "$LG_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" --latency "$URL"
 run_one "$LG_1K" "$RATE" "$LOADGEN" -t1 -c1000 -d"${DUR}s" -R"$RATE" "$URL"
 run_one "$LG_10K" 2000 "$LOADGEN" -t1 -c10000 -d"${DUR}s" -R2000 --timeout 10s "$URL"
+if [[ -n "${WRK2:-}" ]]; then
+    [[ -x "$WRK2" ]] || die "WRK2=$WRK2 is not an executable"
+    run_one "$WRK2_OPEN" "$RATE" "$WRK2" -t1 -c50 -d"$((DUR > 15 ? DUR : 15))s" -R"$RATE" --latency "$URL"
+fi
 fi
 OHA_NOTE=""
 if [[ "${LUA_ONLY:-0}" == 1 ]]; then
@@ -424,6 +432,10 @@ echo "- $LG_OPEN ÷ $WRK_MAX: $(ratio "$LG_OPEN" "$WRK_MAX")"
 echo "- $LG_COARSE ÷ $WRK_MAX: $(ratio "$LG_COARSE" "$WRK_MAX")"
 echo "- $LG_MAX ÷ $WRK_MAX: $(ratio "$LG_MAX" "$WRK_MAX")"
 echo "- $LG_1K ÷ $WRK_MAX: $(ratio "$LG_1K" "$WRK_MAX")"
+if [[ -n "${CPU_US[$WRK2_OPEN]:-}" ]]; then
+    echo "- $LG_OPEN ÷ $WRK2_OPEN (same rate): $(ratio "$LG_OPEN" "$WRK2_OPEN")"
+    echo "- $LG_COARSE ÷ $WRK2_OPEN (same rate): $(ratio "$LG_COARSE" "$WRK2_OPEN")"
+fi
 if [[ -n "${CPU_US[$OHA]:-}" ]]; then
     echo "- $OHA ÷ $WRK_MAX: $(ratio "$OHA" "$WRK_MAX")"
 fi
@@ -437,6 +449,7 @@ fi
 echo "latency p50: the report's median (corrected with -R; wrk -c1 closed loop is the true"
 echo "unloaded service latency). send lag p99: loadgen's own lag behind its plan."
 echo "wrk runs closed loop at its own maximum."
+[[ -z "${WRK2:-}" ]] || echo "wrk2: $WRK2 (built by hand), at the same -R."
 [[ -z "$OHA_NOTE" ]] || echo "$OHA_NOTE"
 echo
 echo "Raw outputs: $WORK"
