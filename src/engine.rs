@@ -426,8 +426,8 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         } else {
             now_m - (now_i - t0).as_nanos() as u64
         };
-        // At low per-thread rates, wake early and spin the last stretch before each slot, and
-        // poll for responses instead of sleeping (see `conn::LOW_RATE_SPIN`).
+        // At low per-thread rates, wake early and spin the last stretch before each slot (see
+        // `conn::LOW_RATE_SPIN_NS`).
         let drain = drain_period(&a.config);
         let spin = low_rate_spin(&a.config);
         let pacer = crate::pacer::Pacer::new(spin, max_early(&a.config)).expect("timerfd");
@@ -436,7 +436,6 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             t0: t0_mono,
             pacer,
             pacing: a.config.pacing,
-            spin_ns: spin,
             addr,
             request,
             timeout: a.config.timeout,

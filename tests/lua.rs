@@ -402,7 +402,17 @@ fn lua_login_flow_sends_no_request_without_a_token() {
 /// the read, the other connection's first response would show about 30 ms.
 #[test]
 fn busy_generator_does_not_add_to_the_latency_of_waiting_responses() {
-    let s = crate::common::serve_alone(&[]);
+    busy_generator_check(&[], &[]);
+}
+
+/// The same over TLS: rustls reads from a socket that keeps the receive timestamps.
+#[test]
+fn busy_generator_does_not_add_to_tls_latency_either() {
+    busy_generator_check(&["--tls"], &["--insecure"]);
+}
+
+fn busy_generator_check(knobs: &[&str], flags: &[&str]) {
+    let s = crate::common::serve_alone(knobs);
     let lua = script(
         "local busy = false\n\
          function response(status, headers, body)\n  \
@@ -411,18 +421,11 @@ fn busy_generator_does_not_add_to_the_latency_of_waiting_responses() {
              while wrk.time_us() - t < 30000 do end\n  \
            end\nend\n",
     );
-    let out = run(
-        &[
-            "-t1",
-            "-c2",
-            "-d1s",
-            "--latency",
-            "-s",
-            lua.path().to_str().unwrap(),
-            &s.url,
-        ],
-        LIMIT,
-    );
+    let mut args = vec!["-t1", "-c2", "-d1s", "--latency", "-s"];
+    args.push(lua.path().to_str().unwrap());
+    args.extend_from_slice(flags);
+    args.push(&s.url);
+    let out = run(&args, LIMIT);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
     let r = crate::common::parse(&text);

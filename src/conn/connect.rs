@@ -54,9 +54,9 @@ pub struct Tls {
 }
 
 impl Connector for Tls {
-    type Stream = tokio_rustls::client::TlsStream<TcpStream>;
+    type Stream = tokio_rustls::client::TlsStream<rxtime::Stamped>;
     async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
-        let s = tcp(addr).await?;
+        let s = rxtime::Stamped::new(tcp(addr).await?);
         self.connector.connect(self.name.clone(), s).await
     }
 }

@@ -36,11 +36,6 @@ pub struct ThreadCtx {
     pub pacer: Rc<Pacer>,
     /// Which timer waits for plan slots.
     pub pacing: Pacing,
-    /// Low-rate mode when > 0: after sending, poll for the response for up to this long
-    /// instead of sleeping, so the generator's own wake-up latency is not recorded. Only for
-    /// streams without kernel receive timestamps (TLS): plain TCP responses are timed by
-    /// their arrival, whenever the thread wakes.
-    pub spin_ns: u64,
     /// Where to connect.
     pub addr: SocketAddr,
     /// The request every connection of this thread sends.
@@ -74,9 +69,10 @@ impl ThreadCtx {
 
 /// Thread slot spacing from which low-rate mode applies (2 ms: at most 500 requests/s a thread).
 pub const LOW_RATE_GAP_NS: u64 = 2_000_000;
-/// Busy-wait budget in low-rate mode, before a slot and (TLS only) while waiting for a
-/// response. A VM's idle CPU can take 100 µs or more to wake; at <= 500 requests/s this costs
-/// < 15% of a CPU.
+/// Busy-wait budget in low-rate mode, before a slot. A VM's idle CPU can take 100 µs or more
+/// to wake, and a request sent from a cold CPU is slower through the loopback stack too; at
+/// <= 500 requests/s this costs < 15% of a CPU. (Responses need no such spin: they are timed
+/// by their kernel receive timestamps, whenever the thread wakes.)
 pub const LOW_RATE_SPIN_NS: u64 = 150_000;
 
 /// Pause after a failed connect in closed loop, so a dead server is not hammered in a busy loop.
@@ -251,21 +247,6 @@ async fn sleep_until(ctx: &ThreadCtx, at_ns: u64) {
     }
 }
 
-/// Awaits `fut`, but until `spin_until` (CLOCK_MONOTONIC ns) keeps the thread awake by
-/// yielding, so the runtime polls the sockets without sleeping (an `epoll_wait` with no
-/// timeout): the response is seen when it arrives, not when an idle CPU wakes up.
-async fn poll_briefly<F: std::future::Future>(fut: F, spin_until: u64) -> F::Output {
-    tokio::pin!(fut);
-    while mono_ns() < spin_until {
-        tokio::select! {
-            biased;
-            r = &mut fut => return r,
-            _ = tokio::task::yield_now() => {}
-        }
-    }
-    fut.await
-}
-
 /// Sends the request and reads its response(s), recording each and handing each to the
 /// script's `response()` when it has one. Returns what to do next and how many requests the
 /// write held (at least 1, so a failed slot is spent).
@@ -301,13 +282,7 @@ where
     for i in 0..responses {
         let mut bytes = 0u64;
         let read = reader.read_response(io, head, &mut bytes, hooks.sink());
-        // Polling only matters when the response is timed by the read: with the kernel's
-        // receive timestamps, a late wake-up no longer shows as latency.
-        let res = if ctx.spin_ns > 0 && !S::STAMPED {
-            tokio::time::timeout_at(deadline, poll_briefly(read, mono_ns() + ctx.spin_ns)).await
-        } else {
-            tokio::time::timeout_at(deadline, read).await
-        };
+        let res = tokio::time::timeout_at(deadline, read).await;
         let now = ctx.now();
         // The response was complete when its last bytes reached the socket, if the kernel
         // said when (rxtime); not when this thread got round to reading it.

@@ -12,22 +12,24 @@
 //! message) because tokio and socket2 expose no receive timestamps; this is the product's
 //! measurement core.
 //!
-//! Plain TCP only: a TLS stream reads through rustls, and falls back to the clock after the read.
+//! Over TLS the socket under rustls is a [`Stamped`] stream, which keeps the timestamp of its
+//! latest read; a decrypted response is timed by the latest ciphertext received when it
+//! completed.
 
 use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, Interest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use crate::pacer::mono_ns;
 
 /// A stream whose reads can say when the kernel received the bytes they returned.
 pub trait TimedRead: AsyncRead + Unpin {
-    /// Whether reads return the kernel's receive timestamps.
-    const STAMPED: bool = false;
-
     /// Reads into `buf` like `AsyncRead::read`; also returns when the kernel received the last
     /// byte read (CLOCK_MONOTONIC ns), when it knows. The default knows nothing.
     fn read_timed<'a>(
@@ -38,11 +40,97 @@ pub trait TimedRead: AsyncRead + Unpin {
     }
 }
 
-impl TimedRead for tokio_rustls::client::TlsStream<TcpStream> {}
+impl TimedRead for TlsStream<Stamped> {
+    async fn read_timed(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
+        let n = self.read(buf).await?;
+        // The latest ciphertext read: at or after the arrival of what was just decrypted.
+        Ok((n, self.get_ref().0.last))
+    }
+}
+
+/// A TCP stream for rustls to read from: each read is a `recvmsg` that keeps the kernel's
+/// receive timestamp of what it returned.
+pub struct Stamped {
+    tcp: TcpStream,
+    /// When the bytes of the latest read arrived (CLOCK_MONOTONIC ns), if known.
+    last: Option<u64>,
+}
+
+impl Stamped {
+    /// Wraps `tcp`, asking the kernel to timestamp what it receives.
+    pub fn new(tcp: TcpStream) -> Stamped {
+        enable(&tcp);
+        Stamped { tcp, last: None }
+    }
+}
+
+impl AsyncRead for Stamped {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            ready!(this.tcp.poll_read_ready(cx))?;
+            let fd = this.tcp.as_raw_fd();
+            let dst = buf.initialize_unfilled();
+            let len = dst.len();
+            match this.tcp.try_io(Interest::READABLE, || recv(fd, dst)) {
+                Ok((n, at)) => {
+                    if 0 < n && n < len {
+                        drained(&this.tcp);
+                    }
+                    buf.advance(n);
+                    if at.is_some() {
+                        this.last = at;
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Stamped {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+/// After a short read emptied the socket (as tokio's own read assumes, with epoll): drops the
+/// readiness without a system call, so the next read waits for new data instead of first
+/// failing with EAGAIN. The edge-triggered epoll reports anything that arrives later, and
+/// tokio keeps a read-closed state when clearing.
+fn drained(tcp: &TcpStream) {
+    let _ = tcp.try_io(Interest::READABLE, || {
+        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+    });
+}
 
 impl TimedRead for TcpStream {
-    const STAMPED: bool = true;
-
     async fn read_timed(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
         loop {
             self.readable().await?;
@@ -50,14 +138,7 @@ impl TimedRead for TcpStream {
             match self.try_io(Interest::READABLE, || recv(fd, buf)) {
                 Ok((n, at)) => {
                     if 0 < n && n < buf.len() {
-                        // A short read emptied the socket (as tokio's own read assumes, with
-                        // epoll): drop the readiness without a system call, so the next read
-                        // waits for new data instead of first failing with EAGAIN. The
-                        // edge-triggered epoll reports anything that arrives later, and tokio
-                        // keeps a read-closed state when clearing.
-                        let _ = self.try_io(Interest::READABLE, || {
-                            Err::<(), _>(io::ErrorKind::WouldBlock.into())
-                        });
+                        drained(self);
                     }
                     return Ok((n, at));
                 }
