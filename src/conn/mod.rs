@@ -287,7 +287,7 @@ where
         // The response was complete when its last bytes reached the socket, if the kernel
         // said when (rxtime); not when this thread got round to reading it.
         let done = match (&res, reader.take_rx()) {
-            (Ok(Ok(_)), Some(at)) => at.saturating_sub(ctx.t0).clamp(sent, now),
+            (Ok(Ok(_)), Some(at)) => at.saturating_sub(ctx.t0).max(sent).min(now),
             _ => now,
         };
         *last_done = done;
