@@ -21,7 +21,7 @@ use crate::units::{parse_count, parse_duration};
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     override_usage = "loadgen [OPTIONS] <URL> [-- SCRIPT_ARGS...]\n       loadgen serve [OPTIONS]\n       loadgen demo [OPTIONS]\n       loadgen merge [OPTIONS] <RESULT>...\n       loadgen report [OPTIONS] <RESULT>",
-    after_help = "Numbers take SI suffixes (10k, 1M); times take s, m, h (a bare number is seconds).\nWith -R, latency is measured from when each request should have been sent (coordinated-omission corrected).\nWithout -R, loadgen runs closed loop at maximum throughput, like wrk.\nExit codes: 0 ok, 1 run failed, 2 usage error, 3 threshold breached."
+    after_help = "Numbers take SI suffixes (10k, 1M); times take s, m, h (a bare number is seconds).\nWith -R, latency is measured from when each request should have been sent (coordinated-omission corrected), to when the response reached the socket (kernel receive timestamp).\nWithout -R, loadgen runs closed loop at maximum throughput, like wrk.\nExit codes: 0 ok, 1 run failed, 2 usage error, 3 threshold breached."
 )]
 pub struct Cli {
     /// A subcommand; without one, loadgen runs a load test against URL.
