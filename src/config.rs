@@ -157,9 +157,10 @@ pub enum Pacing {
     /// `timerfd_settime`) per request at high rates.
     #[default]
     Precise,
-    /// tokio's millisecond timer wheel, as wrk2's 1 ms event-loop timer: fewer wake-ups and
-    /// less CPU. Requests are released up to 2 ms before their slots (never late, so the
-    /// timer's slack is not latency), in per-millisecond batches the server sees as bursts.
+    /// Each worker thread wakes once per millisecond tick (`Pacer::ticks`), releases the
+    /// requests due before the next tick (up to 1 ms early, never late, so no timer slack is
+    /// latency) and handles every response that arrived meanwhile, timed by its kernel receive
+    /// timestamp: a quarter of precise pacing's CPU, but the server sees per-tick bursts.
     Coarse,
 }
 

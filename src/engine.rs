@@ -430,8 +430,15 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         // `conn::LOW_RATE_SPIN_NS`).
         let drain = drain_period(&a.config);
         let spin = low_rate_spin(&a.config);
-        let pacer = crate::pacer::Pacer::new(spin, max_early(&a.config)).expect("timerfd");
-        tokio::task::spawn_local(pacer.clone().run());
+        let pacer = if a.config.pacing == crate::config::Pacing::Coarse && a.config.rate.is_some() {
+            let p = crate::pacer::Pacer::ticked().expect("timerfd");
+            tokio::task::spawn_local(p.clone().ticks());
+            p
+        } else {
+            let p = crate::pacer::Pacer::new(spin, max_early(&a.config)).expect("timerfd");
+            tokio::task::spawn_local(p.clone().run());
+            p
+        };
         let ctx = Rc::new(ThreadCtx {
             t0: t0_mono,
             pacer,

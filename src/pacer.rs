@@ -84,7 +84,13 @@ pub struct Pacer {
     /// before a slot sends the request close to its slot instead of a wake-up late; a request
     /// sent early is timed from its actual send (`Stats::record`), so nothing is under-reported.
     early: std::cell::Cell<u64>,
+    /// Coarse pacing: the end of the current tick's window (0: precise pacing). A sleep due
+    /// before it is released at once; later ones wait in the heap for [`Pacer::ticks`].
+    window_end: std::cell::Cell<u64>,
 }
+
+/// Coarse pacing's tick.
+pub const TICK_NS: u64 = 1_000_000;
 
 /// A one-shot timer setting expiring at `at` (absolute CLOCK_MONOTONIC ns).
 fn one_shot(at: u64) -> libc::itimerspec {
@@ -137,7 +143,57 @@ impl Pacer {
             spin: spin_ns,
             max_early: max_early_ns,
             early: std::cell::Cell::new(0),
+            window_end: std::cell::Cell::new(0),
         }))
+    }
+
+    /// A pacer for coarse pacing: sleeps are released by [`Pacer::ticks`], once per
+    /// millisecond tick, never by the timerfd (which is never armed).
+    pub fn ticked() -> io::Result<Rc<Pacer>> {
+        let p = Pacer::new(0, 0)?;
+        p.window_end.set(mono_ns() / TICK_NS * TICK_NS + TICK_NS);
+        Ok(p)
+    }
+
+    /// Coarse pacing's clock, for the life of a worker thread. The thread sleeps to the next
+    /// millisecond tick *outside* the reactor (`clock_nanosleep`); then it releases every
+    /// sleeper due before the tick after that (so requests leave up to one tick early, never
+    /// late, and are timed from their actual send), and yields, so that the runtime polls its
+    /// sockets and timers once without blocking and runs everything that became ready: the
+    /// released sends, the responses that arrived meanwhile (timed by their kernel receive
+    /// timestamps, so reading them up to a tick late costs no accuracy), the timeouts. The
+    /// thread wakes once per tick instead of once per request and per response: one
+    /// `clock_nanosleep` and one `epoll_wait` per tick, shared by all of that tick's requests.
+    /// The price: each tick's requests leave together, a burst the server sees.
+    pub async fn ticks(self: Rc<Self>) {
+        loop {
+            let next = (mono_ns() / TICK_NS + 1) * TICK_NS;
+            let at = libc::timespec {
+                tv_sec: (next / 1_000_000_000) as libc::time_t,
+                tv_nsec: (next % 1_000_000_000) as libc::c_long,
+            };
+            // SAFETY: plain syscall on a timespec we own; an early return (a signal) only
+            // makes this tick early.
+            unsafe {
+                libc::clock_nanosleep(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TIMER_ABSTIME,
+                    &at,
+                    std::ptr::null_mut(),
+                )
+            };
+            let end = (mono_ns() / TICK_NS + 1) * TICK_NS;
+            self.window_end.set(end);
+            {
+                let mut inner = self.inner.borrow_mut();
+                while inner.heap.peek().is_some_and(|e| e.0.due < end) {
+                    if let Some(Reverse(e)) = inner.heap.pop() {
+                        e.waker.wake();
+                    }
+                }
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     fn arm(&self, inner: &mut Inner, at: u64) {
@@ -241,6 +297,24 @@ impl Future for Sleep<'_> {
         if now + SLACK_NS >= this.due {
             return Poll::Ready(());
         }
+        let window_end = this.pacer.window_end.get();
+        if window_end > 0 {
+            // Coarse: due within the current tick's window, or released by `ticks` (which
+            // wakes a sleeper only once its window has come).
+            if this.due < window_end || this.wake.is_some() {
+                return Poll::Ready(());
+            }
+            this.wake = Some(this.due);
+            let mut inner = this.pacer.inner.borrow_mut();
+            inner.seq += 1;
+            let seq = inner.seq;
+            inner.heap.push(Reverse(Entry {
+                due: this.due,
+                seq,
+                waker: cx.waker().clone(),
+            }));
+            return Poll::Pending;
+        }
         let spin = this.pacer.spin;
         if this.due - now <= spin {
             while mono_ns() < this.due {
@@ -303,5 +377,41 @@ mod tests {
         let ids: Vec<u64> = woke.iter().map(|w| w.0).collect();
         assert_eq!(ids, vec![3, 1, 2, 0]);
         assert!(woke.iter().all(|w| w.1), "{woke:?}");
+    }
+
+    /// Coarse pacing releases each sleeper at the tick before its deadline: in deadline order,
+    /// less than one tick early, and not later than scheduling delays make it.
+    #[test]
+    fn ticked_releases_within_the_tick_before_the_deadline() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        let woke = local.block_on(&rt, async {
+            let pacer = Pacer::ticked().unwrap();
+            tokio::task::spawn_local(pacer.clone().ticks());
+            let start = mono_ns();
+            let order = Rc::new(RefCell::new(Vec::new()));
+            let mut tasks = Vec::new();
+            for (i, us) in [(0u64, 4_700u64), (1, 2_500), (2, 3_100), (3, 300)] {
+                let (p, o) = (pacer.clone(), order.clone());
+                tasks.push(tokio::task::spawn_local(async move {
+                    let due = start + us * 1000;
+                    p.sleep_until(due).await;
+                    o.borrow_mut().push((i, due as i64 - mono_ns() as i64));
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            Rc::try_unwrap(order).unwrap().into_inner()
+        });
+        let ids: Vec<u64> = woke.iter().map(|w| w.0).collect();
+        assert_eq!(ids, vec![3, 1, 2, 0]);
+        for &(_, early) in &woke {
+            assert!(early < TICK_NS as i64, "{woke:?}");
+            assert!(early > -2_000_000, "{woke:?}");
+        }
     }
 }

@@ -210,29 +210,17 @@ async fn wait_for_slot(ctx: &ThreadCtx, plan: Option<&Plan>, k: u64) -> Option<u
     Some(due_ns)
 }
 
-/// Waits for a planned slot at `at_ns` (ns since `t0`) on the timer `--pacing` chose. Coarse
-/// pacing asks tokio's millisecond timer for a wake-up [`COARSE_EARLY_NS`] before the slot:
-/// tokio rounds a deadline up to its next tick and sleeps in whole milliseconds, so it wakes
-/// between 0 and ~2 ms after the deadline, which is at or before the slot. The request leaves
-/// early and is timed from its actual send, so the timer's granularity is not counted as
-/// latency (wrk2 sends up to a tick late and counts it).
+/// Waits for a planned slot at `at_ns` (ns since `t0`) on the thread's pacer: to within
+/// microseconds with precise pacing; with coarse pacing, until the millisecond tick before the
+/// slot (the request leaves up to a tick early and is timed from its actual send, so the
+/// timer's granularity is never counted as latency, as wrk2 counts it).
 #[inline]
 async fn wait_until_slot(ctx: &ThreadCtx, at_ns: u64) {
-    match ctx.pacing {
-        Pacing::Precise => sleep_until(ctx, at_ns).await,
-        Pacing::Coarse => {
-            let due = ctx.t0 + at_ns;
-            let now = mono_ns();
-            if now + COARSE_EARLY_NS < due {
-                tokio::time::sleep(Duration::from_nanos(due - COARSE_EARLY_NS - now)).await;
-            }
-        }
+    let due = ctx.t0 + at_ns;
+    if mono_ns() < due {
+        ctx.pacer.sleep_until(due).await;
     }
 }
-
-/// How long before its slot coarse pacing asks to be woken: tokio's worst-case lateness
-/// (one tick of rounding plus one tick of sleeping in whole milliseconds).
-const COARSE_EARLY_NS: u64 = 2_000_000;
 
 /// Sleeps until `at_ns` (ns since `t0`) on the timer `--pacing` chose, never before it.
 #[inline]
