@@ -247,7 +247,8 @@ parse_report() {
         }' "$1"
 }
 
-# Latency p50 from a wrk2/loadgen (" 50.000%  1.23ms") or wrk (" 50%  1.23ms") report, in µs.
+# Latency p50 from a wrk2/loadgen (" 50.000%  1.23ms"), wrk (" 50%  1.23ms") or oha
+# ("50.00% in 0.1485 ms") report, in µs.
 parse_p50() {
     awk '
         function us(v) {
@@ -257,6 +258,8 @@ parse_p50() {
             return "NA"
         }
         ($1 == "50.000%" || $1 == "50%") && !done { printf "%.0f", us($2); done = 1 }
+        # oha: "  50.00% in 0.1485 ms"
+        $1 == "50.00%" && $2 == "in" && !done { printf "%.0f", us($3 $4); done = 1 }
         END { if (!done) print "NA" }' "$1"
 }
 
@@ -438,6 +441,8 @@ if [[ -n "${CPU_US[$WRK2_OPEN]:-}" ]]; then
 fi
 if [[ -n "${CPU_US[$OHA]:-}" ]]; then
     echo "- $OHA ÷ $WRK_MAX: $(ratio "$OHA" "$WRK_MAX")"
+    echo "- $LG_OPEN ÷ $OHA (same rate): $(ratio "$LG_OPEN" "$OHA")"
+    echo "- $LG_COARSE ÷ $OHA (same rate): $(ratio "$LG_COARSE" "$OHA")"
 fi
 echo
 echo "Notes: CPU = generator user+sys from /usr/bin/time. syscalls/req: counted with"
