@@ -150,7 +150,9 @@ impl TimedRead for TcpStream {
 }
 
 /// Asks the kernel to timestamp the packets this socket receives. Returns whether it agreed;
-/// without it, reads simply return no timestamp.
+/// without it, reads simply return no timestamp. When no socket on the machine had asked
+/// before, the kernel turns timestamping on from a work queue, so the first packets may still
+/// come unstamped; the engine's probe connection, opened before any load, asks first.
 pub fn enable(s: &TcpStream) -> bool {
     let flags: libc::c_int =
         (libc::SOF_TIMESTAMPING_RX_SOFTWARE | libc::SOF_TIMESTAMPING_SOFTWARE) as libc::c_int;
@@ -246,14 +248,24 @@ mod tests {
             let mut c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
             let (mut s, _) = l.accept().await.unwrap();
             assert!(enable(&c));
-            let sent = mono_ns();
-            s.write_all(b"hello").await.unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(20));
             let mut buf = [0u8; 64];
-            let (n, at) = c.read_timed(&mut buf).await.unwrap();
-            let read = mono_ns();
-            assert_eq!(&buf[..n], b"hello");
-            let at = at.expect("a receive timestamp");
+            // The first socket to ask makes the kernel start timestamping received packets,
+            // from a work queue, so packets in the first moments may have no stamp (reads then
+            // fall back to the clock). Retry until one has.
+            let mut stamped = None;
+            for _ in 0..50 {
+                let sent = mono_ns();
+                s.write_all(b"hello").await.unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                let (n, at) = c.read_timed(&mut buf).await.unwrap();
+                let read = mono_ns();
+                assert_eq!(&buf[..n], b"hello");
+                if let Some(at) = at {
+                    stamped = Some((sent, at, read));
+                    break;
+                }
+            }
+            let (sent, at, read) = stamped.expect("a receive timestamp");
             assert!(at >= sent - 1_000_000, "{at} vs {sent}");
             // Arrived within a few ms of the write, read 20 ms later.
             assert!(read - at >= 15_000_000, "{}", read - at);
