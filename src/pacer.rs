@@ -299,9 +299,10 @@ impl Future for Sleep<'_> {
         }
         let window_end = this.pacer.window_end.get();
         if window_end > 0 {
-            // Coarse: due within the current tick's window, or released by `ticks` (which
-            // wakes a sleeper only once its window has come).
-            if this.due < window_end || this.wake.is_some() {
+            // Coarse: ready once the slot falls within the current tick's window (`ticks`
+            // moves the window before waking the sleepers in it). A poll before that (only a
+            // spurious one) registers again; a stale entry just wakes the task once more.
+            if this.due < window_end {
                 return Poll::Ready(());
             }
             this.wake = Some(this.due);
