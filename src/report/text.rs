@@ -190,7 +190,7 @@ pub fn write_report(w: &mut impl Write, s: &Summary) -> io::Result<()> {
         let l = &st.send_lag;
         writeln!(
             w,
-            "Send lag:     p50 {}, p99 {}, max {} (generator behind its plan)",
+            "Send lag:     p50 {}, p99 {}, max {} (actual − planned send time)",
             format_time_us(l.value_at_quantile(0.5) as f64),
             format_time_us(l.value_at_quantile(0.99) as f64),
             format_time_us(l.max() as f64)
