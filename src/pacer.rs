@@ -349,56 +349,32 @@ impl Future for Sleep<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn wakes_in_deadline_order_never_early() {
+    /// Sleeps on a fresh pacer (precise, or `ticked`) until `t0 + offset` for each
+    /// `(id, offset_ns)`, and returns, in wake-up order, each id with how early it woke
+    /// (negative: late), in ns.
+    fn sleepers(ticked: bool, offsets: &[(u64, u64)]) -> Vec<(u64, i64)> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let local = tokio::task::LocalSet::new();
-        let woke = local.block_on(&rt, async {
-            let pacer = Pacer::new(0, 0).unwrap();
-            tokio::task::spawn_local(pacer.clone().run());
-            let start = mono_ns();
+        local.block_on(&rt, async {
+            let pacer = if ticked {
+                let p = Pacer::ticked().unwrap();
+                tokio::task::spawn_local(p.clone().ticks());
+                p
+            } else {
+                let p = Pacer::new(0, 0).unwrap();
+                tokio::task::spawn_local(p.clone().run());
+                p
+            };
+            let t0 = mono_ns();
             let order = Rc::new(RefCell::new(Vec::new()));
             let mut tasks = Vec::new();
-            for (i, ms) in [(0u64, 3u64), (1, 1), (2, 2), (3, 0)] {
+            for &(i, offset) in offsets {
                 let (p, o) = (pacer.clone(), order.clone());
                 tasks.push(tokio::task::spawn_local(async move {
-                    let due = start + ms * 1_000_000 + 300_000;
-                    p.sleep_until(due).await;
-                    o.borrow_mut().push((i, mono_ns() + SLACK_NS >= due));
-                }));
-            }
-            for t in tasks {
-                t.await.unwrap();
-            }
-            Rc::try_unwrap(order).unwrap().into_inner()
-        });
-        let ids: Vec<u64> = woke.iter().map(|w| w.0).collect();
-        assert_eq!(ids, vec![3, 1, 2, 0]);
-        assert!(woke.iter().all(|w| w.1), "{woke:?}");
-    }
-
-    /// Coarse pacing releases each sleeper at the tick before its deadline: in deadline order,
-    /// less than one tick early, and not later than scheduling delays make it.
-    #[test]
-    fn ticked_releases_within_the_tick_before_the_deadline() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let local = tokio::task::LocalSet::new();
-        let woke = local.block_on(&rt, async {
-            let pacer = Pacer::ticked().unwrap();
-            tokio::task::spawn_local(pacer.clone().ticks());
-            let start = mono_ns();
-            let order = Rc::new(RefCell::new(Vec::new()));
-            let mut tasks = Vec::new();
-            for (i, us) in [(0u64, 4_700u64), (1, 2_500), (2, 3_100), (3, 300)] {
-                let (p, o) = (pacer.clone(), order.clone());
-                tasks.push(tokio::task::spawn_local(async move {
-                    let due = start + us * 1000;
+                    let due = t0 + offset;
                     p.sleep_until(due).await;
                     o.borrow_mut().push((i, due as i64 - mono_ns() as i64));
                 }));
@@ -407,7 +383,28 @@ mod tests {
                 t.await.unwrap();
             }
             Rc::try_unwrap(order).unwrap().into_inner()
-        });
+        })
+    }
+
+    #[test]
+    fn wakes_in_deadline_order_never_early() {
+        let woke = sleepers(
+            false,
+            &[(0, 3_300_000), (1, 1_300_000), (2, 2_300_000), (3, 300_000)],
+        );
+        let ids: Vec<u64> = woke.iter().map(|w| w.0).collect();
+        assert_eq!(ids, vec![3, 1, 2, 0]);
+        assert!(woke.iter().all(|w| w.1 <= SLACK_NS as i64), "{woke:?}");
+    }
+
+    /// Coarse pacing releases each sleeper at the tick before its deadline: in deadline order,
+    /// less than one tick early, and not later than scheduling delays make it.
+    #[test]
+    fn ticked_releases_within_the_tick_before_the_deadline() {
+        let woke = sleepers(
+            true,
+            &[(0, 4_700_000), (1, 2_500_000), (2, 3_100_000), (3, 300_000)],
+        );
         let ids: Vec<u64> = woke.iter().map(|w| w.0).collect();
         assert_eq!(ids, vec![3, 1, 2, 0]);
         for &(_, early) in &woke {
