@@ -87,6 +87,18 @@ pub struct Pacer {
     /// Coarse pacing: the end of the current tick's window (0: precise pacing). A sleep due
     /// before it is released at once; later ones wait in the heap for [`Pacer::ticks`].
     window_end: std::cell::Cell<u64>,
+    /// Coarse pacing: connections that need the thread to stay in the reactor this tick
+    /// ([`Pacer::hold_awake`]).
+    awake: std::cell::Cell<u32>,
+}
+
+/// Keeps a coarse-paced thread in the reactor while it lives (see [`Pacer::ticks`]).
+pub struct Awake<'a>(&'a Pacer);
+
+impl Drop for Awake<'_> {
+    fn drop(&mut self) {
+        self.0.awake.set(self.0.awake.get() - 1);
+    }
 }
 
 /// Coarse pacing's tick.
@@ -144,7 +156,30 @@ impl Pacer {
             max_early: max_early_ns,
             early: std::cell::Cell::new(0),
             window_end: std::cell::Cell::new(0),
+            awake: std::cell::Cell::new(0),
         }))
+    }
+
+    /// Coarse pacing: until the guard is dropped, the thread waits for its ticks in the
+    /// reactor, so I/O is handled as it happens. `None` with precise pacing (always awake).
+    pub fn hold_awake(&self) -> Option<Awake<'_>> {
+        if self.window_end.get() == 0 {
+            return None;
+        }
+        self.awake.set(self.awake.get() + 1);
+        Some(Awake(self))
+    }
+
+    /// [`Pacer::hold_awake`] when a connection whose next slot is `next` (CLOCK_MONOTONIC ns)
+    /// and whose last exchange took `took` ns could need to send before the tick after its
+    /// response: sleeping through the response would then hold that request back.
+    pub fn hold_awake_if_before(&self, next: u64, took: u64) -> Option<Awake<'_>> {
+        let end = self.window_end.get();
+        if end > 0 && next < end + TICK_NS + took {
+            self.hold_awake()
+        } else {
+            None
+        }
     }
 
     /// A pacer for coarse pacing: sleeps are released by [`Pacer::ticks`], once per
@@ -165,23 +200,37 @@ impl Pacer {
     /// thread wakes once per tick instead of once per request and per response: one
     /// `clock_nanosleep` and one `epoll_wait` per tick, shared by all of that tick's requests.
     /// The price: each tick's requests leave together, a burst the server sees.
+    ///
+    /// While some connection could need to send again before the next tick after its
+    /// response (a connection at more than ~1000 requests/s, one catching up after a stall,
+    /// one being opened: [`Pacer::hold_awake`]), the thread instead waits for the tick in the
+    /// reactor (the timerfd), handling responses as they arrive, as precise pacing does; else
+    /// a connection could do at most one request per tick.
     pub async fn ticks(self: Rc<Self>) {
         loop {
             let next = (mono_ns() / TICK_NS + 1) * TICK_NS;
-            let at = libc::timespec {
-                tv_sec: (next / 1_000_000_000) as libc::time_t,
-                tv_nsec: (next % 1_000_000_000) as libc::c_long,
-            };
-            // SAFETY: plain syscall on a timespec we own; an early return (a signal) only
-            // makes this tick early.
-            unsafe {
-                libc::clock_nanosleep(
-                    libc::CLOCK_MONOTONIC,
-                    libc::TIMER_ABSTIME,
-                    &at,
-                    std::ptr::null_mut(),
-                )
-            };
+            if self.awake.get() > 0 {
+                self.arm(&mut self.inner.borrow_mut(), next);
+                if let Ok(mut g) = self.fd.readable().await {
+                    g.clear_ready();
+                }
+                self.inner.borrow_mut().armed = u64::MAX;
+            } else {
+                let at = libc::timespec {
+                    tv_sec: (next / 1_000_000_000) as libc::time_t,
+                    tv_nsec: (next % 1_000_000_000) as libc::c_long,
+                };
+                // SAFETY: plain syscall on a timespec we own; an early return (a signal)
+                // only makes this tick early.
+                unsafe {
+                    libc::clock_nanosleep(
+                        libc::CLOCK_MONOTONIC,
+                        libc::TIMER_ABSTIME,
+                        &at,
+                        std::ptr::null_mut(),
+                    )
+                };
+            }
             let end = (mono_ns() / TICK_NS + 1) * TICK_NS;
             self.window_end.set(end);
             {

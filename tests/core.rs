@@ -181,8 +181,23 @@ fn tls_verifies_by_default_and_insecure_skips_it() {
 /// the one request per connection that was in flight during the stall saw it.
 #[test]
 fn coordinated_omission_is_corrected() {
+    coordinated_omission_check("precise");
+}
+
+/// The same with coarse pacing: the backlog after the stall drains back to back too.
+#[test]
+fn coordinated_omission_is_corrected_with_coarse_pacing() {
+    coordinated_omission_check("coarse");
+}
+
+fn coordinated_omission_check(pacing: &str) {
     let s = serve_alone(&["--stall-at", "1500ms", "--stall-for", "500ms"]);
-    let out = run(&["-t2", "-c10", "-d4s", "-R1000", "-U", &s.url], LIMIT);
+    let out = run(
+        &[
+            "-t2", "-c10", "-d4s", "-R1000", "-U", "--pacing", pacing, &s.url,
+        ],
+        LIMIT,
+    );
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     let r = parse(&text);
@@ -279,6 +294,32 @@ fn coarse_pacing_holds_the_rate_without_counting_timer_slack() {
     assert!((r.rps - 1000.0).abs() < 30.0, "{text}");
     let p50 = r.p(50.0);
     assert!((2000.0..2300.0).contains(&p50), "p50 {p50}us\n{text}");
+}
+
+/// Coarse pacing lets one connection do more than one request per millisecond tick: a
+/// connection at 1500 requests/s keeps the thread in the reactor, so each response is read
+/// when it arrives and the next request leaves on time (sleeping to the next tick would cap
+/// the connection at 1000 requests/s).
+#[test]
+fn coarse_pacing_keeps_up_with_a_fast_connection() {
+    let s = serve_alone(&[]);
+    let out = run(
+        &[
+            "-t1",
+            "-c1",
+            "-d2s",
+            "-R1500",
+            "--pacing",
+            "coarse",
+            "--latency",
+            &s.url,
+        ],
+        LIMIT,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    let r = parse(&text);
+    assert!((r.rps - 1500.0).abs() < 45.0, "{text}");
 }
 
 #[test]

@@ -112,24 +112,42 @@ pub async fn drive<C: Connector, H: Hooks>(
         }
         let mut io = match stream.take() {
             Some(s) => s,
-            None => match tokio::time::timeout(ctx.timeout, connector.connect(ctx.addr)).await {
-                Ok(Ok(s)) => s,
-                _ => {
-                    ctx.error(|e| &mut e.connect);
-                    if plan.is_some() {
-                        k += 1; // the slot is spent; the next attempt waits for the next one
-                    } else {
-                        tokio::time::sleep(CLOSED_LOOP_RECONNECT_PAUSE).await;
+            None => {
+                // Coarse pacing: a connection being opened keeps the thread in the reactor,
+                // so the request leaves as soon as it is open (see `Pacer::ticks`).
+                let awake = ctx.pacer.hold_awake();
+                let opened = tokio::time::timeout(ctx.timeout, connector.connect(ctx.addr)).await;
+                drop(awake);
+                match opened {
+                    Ok(Ok(s)) => s,
+                    _ => {
+                        ctx.error(|e| &mut e.connect);
+                        if plan.is_some() {
+                            k += 1; // the slot is spent; the next attempt waits for the next one
+                        } else {
+                            tokio::time::sleep(CLOSED_LOOP_RECONNECT_PAUSE).await;
+                        }
+                        continue;
                     }
-                    continue;
                 }
-            },
+            }
         };
         reader.clear();
         let mut intended = intended;
         let mut free = ctx.now();
         let mut last_done = free;
+        // How long this connection's last exchange took, ns.
+        let mut took = 0u64;
         loop {
+            // Coarse pacing: when this connection's next slot may come before the tick after
+            // its response is likely in, keep the thread in the reactor while it waits, so the
+            // response is read when it arrives and the next request is not held to a tick
+            // (`Pacer::ticks`). Never true with precise pacing.
+            let _awake = plan.as_ref().and_then(|p| {
+                let next = ctx.t0 + p.intended_ns(k + 1);
+                ctx.pacer.hold_awake_if_before(next, took)
+            });
+            let began = ctx.now();
             let (next, sent) = exchange(
                 &ctx,
                 &mut io,
@@ -142,6 +160,8 @@ pub async fn drive<C: Connector, H: Hooks>(
             .await;
             // Pipelined requests (several in one write) use as many slots of the plan.
             k += sent;
+            took = last_done.saturating_sub(began);
+            drop(_awake);
             match next {
                 Next::Keep => {}
                 Next::Reconnect => break,
