@@ -107,14 +107,38 @@ pub const TICK_NS: u64 = 1_000_000;
 /// A one-shot timer setting expiring at `at` (absolute CLOCK_MONOTONIC ns).
 fn one_shot(at: u64) -> libc::itimerspec {
     libc::itimerspec {
-        it_interval: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        },
-        it_value: libc::timespec {
-            tv_sec: (at / 1_000_000_000) as libc::time_t,
-            tv_nsec: (at % 1_000_000_000) as libc::c_long,
-        },
+        it_interval: timespec(0),
+        it_value: timespec(at),
+    }
+}
+
+/// `ns` nanoseconds as a timespec.
+fn timespec(ns: u64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    }
+}
+
+impl Inner {
+    /// Adds a sleeper woken at `due`.
+    fn push(&mut self, due: u64, waker: &Waker) {
+        self.seq += 1;
+        let seq = self.seq;
+        self.heap.push(Reverse(Entry {
+            due,
+            seq,
+            waker: waker.clone(),
+        }));
+    }
+
+    /// Wakes, in order, every sleeper whose time is before `until`.
+    fn wake_before(&mut self, until: u64) {
+        while self.heap.peek().is_some_and(|e| e.0.due < until) {
+            if let Some(Reverse(e)) = self.heap.pop() {
+                e.waker.wake();
+            }
+        }
     }
 }
 
@@ -216,10 +240,7 @@ impl Pacer {
                 }
                 self.inner.borrow_mut().armed = u64::MAX;
             } else {
-                let at = libc::timespec {
-                    tv_sec: (next / 1_000_000_000) as libc::time_t,
-                    tv_nsec: (next % 1_000_000_000) as libc::c_long,
-                };
+                let at = timespec(next);
                 // SAFETY: plain syscall on a timespec we own; an early return (a signal)
                 // only makes this tick early.
                 unsafe {
@@ -233,14 +254,7 @@ impl Pacer {
             }
             let end = (mono_ns() / TICK_NS + 1) * TICK_NS;
             self.window_end.set(end);
-            {
-                let mut inner = self.inner.borrow_mut();
-                while inner.heap.peek().is_some_and(|e| e.0.due < end) {
-                    if let Some(Reverse(e)) = inner.heap.pop() {
-                        e.waker.wake();
-                    }
-                }
-            }
+            self.inner.borrow_mut().wake_before(end);
             tokio::task::yield_now().await;
         }
     }
@@ -289,12 +303,7 @@ impl Pacer {
                 self.early.set((e * 7 + late) / 8);
             }
             inner.armed = u64::MAX;
-            let now = woke + SLACK_NS;
-            while inner.heap.peek().is_some_and(|e| e.0.due <= now) {
-                if let Some(Reverse(e)) = inner.heap.pop() {
-                    e.waker.wake();
-                }
-            }
+            inner.wake_before(woke + SLACK_NS + 1);
             if let Some(next) = inner.heap.peek().map(|e| e.0.due) {
                 self.arm(&mut inner, next);
             }
@@ -354,15 +363,7 @@ impl Future for Sleep<'_> {
             if this.due < window_end {
                 return Poll::Ready(());
             }
-            this.wake = Some(this.due);
-            let mut inner = this.pacer.inner.borrow_mut();
-            inner.seq += 1;
-            let seq = inner.seq;
-            inner.heap.push(Reverse(Entry {
-                due: this.due,
-                seq,
-                waker: cx.waker().clone(),
-            }));
+            this.pacer.inner.borrow_mut().push(this.due, cx.waker());
             return Poll::Pending;
         }
         let spin = this.pacer.spin;
@@ -380,13 +381,7 @@ impl Future for Sleep<'_> {
         this.wake = Some(wake);
         let pacer = this.pacer;
         let mut inner = pacer.inner.borrow_mut();
-        inner.seq += 1;
-        let seq = inner.seq;
-        inner.heap.push(Reverse(Entry {
-            due: wake,
-            seq,
-            waker: cx.waker().clone(),
-        }));
+        inner.push(wake, cx.waker());
         if wake < inner.armed {
             pacer.arm(&mut inner, wake);
         }

@@ -73,14 +73,8 @@ impl AsyncRead for Stamped {
         let this = self.get_mut();
         loop {
             ready!(this.tcp.poll_read_ready(cx))?;
-            let fd = this.tcp.as_raw_fd();
-            let dst = buf.initialize_unfilled();
-            let len = dst.len();
-            match this.tcp.try_io(Interest::READABLE, || recv(fd, dst)) {
+            match try_recv(&this.tcp, buf.initialize_unfilled()) {
                 Ok((n, at)) => {
-                    if 0 < n && n < len {
-                        drained(&this.tcp);
-                    }
                     buf.advance(n);
                     if at.is_some() {
                         this.last = at;
@@ -120,30 +114,30 @@ impl AsyncWrite for Stamped {
     }
 }
 
-/// After a short read emptied the socket (as tokio's own read assumes, with epoll): drops the
-/// readiness without a system call, so the next read waits for new data instead of first
-/// failing with EAGAIN. The edge-triggered epoll reports anything that arrives later, and
-/// tokio keeps a read-closed state when clearing.
-fn drained(tcp: &TcpStream) {
-    let _ = tcp.try_io(Interest::READABLE, || {
-        Err::<(), _>(io::ErrorKind::WouldBlock.into())
-    });
+/// One non-blocking stamped read from `tcp` (WouldBlock when it has nothing; tokio then waits
+/// for readiness). After a short read, which emptied the socket (as tokio's own read assumes,
+/// with epoll), it drops the readiness without a system call, so the next read waits for new
+/// data instead of first failing with EAGAIN: the edge-triggered epoll reports anything that
+/// arrives later, and tokio keeps a read-closed state when clearing.
+fn try_recv(tcp: &TcpStream, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
+    let fd = tcp.as_raw_fd();
+    let len = buf.len();
+    let (n, at) = tcp.try_io(Interest::READABLE, || recv(fd, buf))?;
+    if 0 < n && n < len {
+        let _ = tcp.try_io(Interest::READABLE, || {
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
+    }
+    Ok((n, at))
 }
 
 impl TimedRead for TcpStream {
     async fn read_timed(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
         loop {
             self.readable().await?;
-            let fd = self.as_raw_fd();
-            match self.try_io(Interest::READABLE, || recv(fd, buf)) {
-                Ok((n, at)) => {
-                    if 0 < n && n < buf.len() {
-                        drained(self);
-                    }
-                    return Ok((n, at));
-                }
+            match try_recv(self, buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
+                r => return r,
             }
         }
     }
