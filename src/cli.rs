@@ -86,8 +86,8 @@ pub struct RunArgs {
     #[arg(short = 'R', long = "rate", value_name = "N")]
     pub rate: Option<String>,
     /// How requests wait for their intended send time: precise (timerfd, microseconds) or
-    /// coarse (the thread wakes once per 1 ms tick: a quarter of the CPU; requests leave in
-    /// per-millisecond batches, up to 1 ms early, timed from their actual send)
+    /// coarse (the thread wakes once per 500 µs tick: a third of the CPU; requests leave in
+    /// per-tick batches, up to 500 µs early, timed from their actual send)
     #[arg(long = "pacing", value_name = "MODE", default_value = "precise", value_parser = ["precise", "coarse"])]
     pub pacing: String,
     /// With pipelining, time whole batches (accepted for wrk2 compatibility; loadgen always

@@ -157,10 +157,10 @@ pub enum Pacing {
     /// `timerfd_settime`) per request at high rates.
     #[default]
     Precise,
-    /// Each worker thread wakes once per millisecond tick (`Pacer::ticks`), releases the
-    /// requests due before the next tick (up to 1 ms early, never late, so no timer slack is
+    /// Each worker thread wakes once per 500 µs tick (`Pacer::ticks`), releases the
+    /// requests due before the next tick (up to 500 µs early, never late, so no timer slack is
     /// latency) and handles every response that arrived meanwhile, timed by its kernel receive
-    /// timestamp: a quarter of precise pacing's CPU, but the server sees per-tick bursts.
+    /// timestamp: a third of precise pacing's CPU, but the server sees per-tick bursts.
     Coarse,
 }
 

@@ -231,7 +231,7 @@ async fn wait_for_slot(ctx: &ThreadCtx, plan: Option<&Plan>, k: u64) -> Option<u
 }
 
 /// Waits for a planned slot at `at_ns` (ns since `t0`) on the thread's pacer: to within
-/// microseconds with precise pacing; with coarse pacing, until the millisecond tick before the
+/// microseconds with precise pacing; with coarse pacing, until the tick before the
 /// slot (the request leaves up to a tick early and is timed from its actual send, so the
 /// timer's granularity is never counted as latency, as wrk2 counts it).
 #[inline]
