@@ -129,12 +129,44 @@ fn serve(a: ServeArgs) -> Result<i32> {
         let bound = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         out(|w| writeln!(w, "listening on {scheme}://{bound}/"))?;
-        server::serve(listener, k, tls, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
+        let service = server::serve(listener, k, tls, shutdown_signal()).await;
+        out(|w| writeln!(w, "{}", service_summary(&service)))?;
         Ok(0)
     })
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// The line `serve` prints when it stops: how many normal responses it served and their
+/// service times (ns histogram) as delivered (see `server`).
+fn service_summary(h: &hdrhistogram::Histogram<u64>) -> String {
+    if h.is_empty() {
+        return "served 0 responses".into();
+    }
+    let at = |q: f64| crate::units::format_time_us(h.value_at_quantile(q) as f64 / 1e3);
+    format!(
+        "served {} responses; service time p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
+        h.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(0.999),
+        crate::units::format_time_us(h.max() as f64 / 1e3)
+    )
 }
 
 fn demo(a: DemoArgs) -> Result<i32> {

@@ -35,7 +35,8 @@ pub struct Cli {
 /// Subcommands besides the default load test.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the built-in target server (for demos and tests).
+    /// Run the built-in target server (for demos and tests); on Ctrl-C or SIGTERM it prints the
+    /// service times it delivered
     Serve(ServeArgs),
     /// Start the built-in server on a loopback port and run a short constant-rate test against it.
     Demo(DemoArgs),
@@ -132,7 +133,8 @@ pub struct RunArgs {
     pub script_args: Vec<String>,
 }
 
-/// `loadgen serve`: the built-in target server.
+/// `loadgen serve`: the built-in target server. On Ctrl-C or SIGTERM it prints the service times
+/// it delivered (from each request's kernel receive timestamp to its response).
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one; the bound address is printed)

@@ -43,6 +43,33 @@ fn constant_service_time() {
     // the median and 4 ms at p99.
     assert!((5.0..6.5).contains(&p50), "p50 {p50} ms\n{text}");
     assert!((5.0..9.0).contains(&p99), "p99 {p99} ms\n{text}");
+    // The server's own record of what it delivered (kernel receive of each request to its
+    // response, timer overshoot included) is the closer truth: loadgen's median is that plus
+    // the request's way in and the response's way out, a few tens of µs on loopback.
+    let summary = s.stop();
+    let served = summary
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no service summary in {summary:?}"));
+    // Every request loadgen recorded was served; at most one per connection more (one the run
+    // cut off at its end, had there been one).
+    assert!(
+        (r.requests..=r.requests + 4).contains(&served),
+        "{summary}\n{text}"
+    );
+    let delivered = summary
+        .split("p50 ")
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .map(crate::common::time_us)
+        .map(ms)
+        .unwrap_or_else(|| panic!("no p50 in {summary:?}"));
+    assert!((5.0..6.5).contains(&delivered), "{summary}");
+    assert!(
+        (-0.05..0.5).contains(&(p50 - delivered)),
+        "loadgen p50 {p50} ms, server delivered {delivered} ms\n{summary}\n{text}"
+    );
 }
 
 /// Periodic stalls: every response is held from 0.4 s + k·1 s to 0.6 s + k·1 s after server

@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,8 @@ pub fn bin() -> &'static str {
 /// A `loadgen serve` child process; killed on drop.
 pub struct Server {
     child: Child,
+    /// The rest of its standard output, after the "listening on" line.
+    out: Option<BufReader<ChildStdout>>,
     /// `http://127.0.0.1:PORT/` (or https).
     pub url: String,
     /// `127.0.0.1:PORT`.
@@ -83,9 +85,8 @@ pub fn serve(knobs: &[&str]) -> Server {
         .spawn()
         .expect("start loadgen serve");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("read listening line");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).expect("read listening line");
     let url = line
         .trim()
         .strip_prefix("listening on ")
@@ -96,7 +97,31 @@ pub fn serve(knobs: &[&str]) -> Server {
         .trim_start_matches("https://")
         .trim_end_matches('/')
         .to_string();
-    Server { child, url, addr }
+    Server {
+        child,
+        out: Some(out),
+        url,
+        addr,
+    }
+}
+
+impl Server {
+    /// Stops the server as an operator would (SIGTERM) and returns what it printed on the way
+    /// out (its service-time summary). Panics if it has not exited within 10 s (it is then
+    /// killed on drop).
+    pub fn stop(mut self) -> String {
+        // SAFETY: plain syscall on our own child's pid, which `self.child` has not reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let mut out = self.out.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = out.read_to_string(&mut rest);
+            let _ = tx.send(rest);
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("server did not exit on SIGTERM within 10 s")
+    }
 }
 
 /// [`serve`] for a test whose assertions are about timing: it runs with no other load test

@@ -14,12 +14,15 @@
 //!
 //! Over TLS the socket under rustls is a [`Stamped`] stream, which keeps the timestamp of its
 //! latest read; a decrypted response is timed by the latest ciphertext received when it
-//! completed.
+//! completed. The built-in server reads through a [`Stamped`] stream too, to time each request
+//! from its arrival ([`Stamped::publishing`]).
 
 use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, Interest, ReadBuf};
@@ -54,13 +57,28 @@ pub struct Stamped {
     tcp: TcpStream,
     /// When the bytes of the latest read arrived (CLOCK_MONOTONIC ns), if known.
     last: Option<u64>,
+    /// Where [`Stamped::publishing`] shares each read's arrival time (0: not known).
+    sink: Option<Arc<AtomicU64>>,
 }
 
 impl Stamped {
     /// Wraps `tcp`, asking the kernel to timestamp what it receives.
     pub fn new(tcp: TcpStream) -> Stamped {
         enable(&tcp);
-        Stamped { tcp, last: None }
+        Stamped {
+            tcp,
+            last: None,
+            sink: None,
+        }
+    }
+
+    /// Like [`Stamped::new`], and each read that returns bytes stores when they arrived
+    /// (CLOCK_MONOTONIC ns, 0 when the kernel gave no timestamp) in `sink`, for whoever handles
+    /// what was read.
+    pub fn publishing(tcp: TcpStream, sink: Arc<AtomicU64>) -> Stamped {
+        let mut s = Stamped::new(tcp);
+        s.sink = Some(sink);
+        s
     }
 }
 
@@ -78,6 +96,9 @@ impl AsyncRead for Stamped {
                     buf.advance(n);
                     if at.is_some() {
                         this.last = at;
+                    }
+                    if let (Some(sink), true) = (&this.sink, n > 0) {
+                        sink.store(at.unwrap_or(0), Ordering::Relaxed);
                     }
                     return Poll::Ready(Ok(()));
                 }
