@@ -87,10 +87,14 @@ pub struct RunArgs {
     #[arg(short = 'R', long = "rate", value_name = "N")]
     pub rate: Option<String>,
     /// How requests wait for their intended send time: precise (timerfd, microseconds) or
-    /// coarse (the thread wakes once per 500 µs tick: a third of the CPU; requests leave in
-    /// per-tick batches, up to 500 µs early, timed from their actual send)
+    /// coarse (the thread wakes once per --tick: a third of the CPU; requests leave in
+    /// per-tick batches, up to a tick early, timed from their actual send)
     #[arg(long = "pacing", value_name = "MODE", default_value = "precise", value_parser = ["precise", "coarse"])]
     pub pacing: String,
+    /// Coarse pacing's tick, 100us to 10ms: longer costs less CPU, but each tick's requests
+    /// reach the server as one larger burst [default: 500us]
+    #[arg(long = "tick", value_name = "T")]
+    pub tick: Option<String>,
     /// With pipelining, time whole batches (accepted for wrk2 compatibility; loadgen always
     /// times each response)
     #[arg(short = 'B', long = "batch_latency", hide = true)]
@@ -294,6 +298,20 @@ impl RunArgs {
         } else {
             Pacing::Precise
         };
+        if let Some(t) = &self.tick {
+            if c.pacing != Pacing::Coarse {
+                return Err(Error::Usage(
+                    "--tick: only with --pacing coarse (precise pacing has no tick)".into(),
+                ));
+            }
+            let d = duration(t, "--tick")?;
+            if !(Duration::from_micros(100)..=Duration::from_millis(10)).contains(&d) {
+                return Err(Error::Usage(format!(
+                    "--tick: must be from 100us to 10ms, got {t:?}"
+                )));
+            }
+            c.tick = d;
+        }
         c.headers = self
             .headers
             .iter()

@@ -157,8 +157,8 @@ pub enum Pacing {
     /// `timerfd_settime`) per request at high rates.
     #[default]
     Precise,
-    /// Each worker thread wakes once per 500 µs tick (`Pacer::ticks`), releases the
-    /// requests due before the next tick (up to 500 µs early, never late, so no timer slack is
+    /// Each worker thread wakes once per tick (`--tick`, 500 µs by default: `Pacer::ticks`),
+    /// releases the requests due before the next tick (up to a tick early, never late, so no timer slack is
     /// latency) and handles every response that arrived meanwhile, timed by its kernel receive
     /// timestamp: a third of precise pacing's CPU, but the server sees per-tick bursts.
     Coarse,
@@ -179,6 +179,8 @@ pub struct Config {
     pub rate: Option<RateProfile>,
     /// How connections wait for their planned send times (`--pacing`).
     pub pacing: Pacing,
+    /// Coarse pacing's tick (`--tick`).
+    pub tick: Duration,
     /// HTTP method (`-m`), default GET.
     pub method: String,
     /// Extra request headers (`-H "K: V"`), in order.
@@ -214,6 +216,7 @@ impl Config {
             duration: Duration::from_secs(10),
             rate: None,
             pacing: Pacing::Precise,
+            tick: Duration::from_nanos(crate::pacer::DEFAULT_TICK_NS),
             method: "GET".into(),
             headers: Vec::new(),
             body: None,

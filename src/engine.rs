@@ -431,7 +431,12 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         let drain = drain_period(&a.config);
         let spin = low_rate_spin(&a.config);
         let pacer = if a.config.pacing == crate::config::Pacing::Coarse && a.config.rate.is_some() {
-            let p = crate::pacer::Pacer::ticked(a.index, a.config.threads).expect("timerfd");
+            let p = crate::pacer::Pacer::ticked(
+                a.index,
+                a.config.threads,
+                a.config.tick.as_nanos() as u64,
+            )
+            .expect("timerfd");
             tokio::task::spawn_local(p.clone().ticks());
             p
         } else {

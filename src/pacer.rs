@@ -90,8 +90,10 @@ pub struct Pacer {
     /// Coarse pacing: connections that need the thread to stay in the reactor this tick
     /// ([`Pacer::hold_awake`]).
     awake: std::cell::Cell<u32>,
-    /// Coarse pacing: this thread's ticks fall at `phase` past each multiple of [`TICK_NS`],
-    /// so that the threads of a run take turns instead of bursting at the same instants.
+    /// Coarse pacing: the tick, ns (0: precise pacing).
+    tick: u64,
+    /// Coarse pacing: this thread's ticks fall at `phase` past each multiple of `tick`, so
+    /// that the threads of a run take turns instead of bursting at the same instants.
     phase: u64,
 }
 
@@ -104,12 +106,12 @@ impl Drop for Awake<'_> {
     }
 }
 
-/// Coarse pacing's tick. Measured at `-t1 -c50 -R20000 --pacing coarse` against nginx (8 s
+/// Coarse pacing's default tick (`--tick`). Measured at `-t1 -c50 -R20000 --pacing coarse` against nginx (8 s
 /// runs, 3 each), tick → p50, CPU per request: 1 ms → 104–109 µs, 7.3–7.8 µs; 500 µs →
 /// 72–83 µs, 8.1–8.9 µs; 250 µs → 55–68 µs, 9.9–11.1 µs. Each tick's requests reach the
 /// server as one burst, which it queues; half a millisecond keeps that queueing under the
 /// base latency while the wake-ups stay well under one per request.
-pub const TICK_NS: u64 = 500_000;
+pub const DEFAULT_TICK_NS: u64 = 500_000;
 
 /// A one-shot timer setting expiring at `at` (absolute CLOCK_MONOTONIC ns).
 fn one_shot(at: u64) -> libc::itimerspec {
@@ -188,6 +190,7 @@ impl Pacer {
             early: std::cell::Cell::new(0),
             window_end: std::cell::Cell::new(0),
             awake: std::cell::Cell::new(0),
+            tick: 0,
             phase: 0,
         }))
     }
@@ -207,20 +210,23 @@ impl Pacer {
     /// response: sleeping through the response would then hold that request back.
     pub fn hold_awake_if_before(&self, next: u64, took: u64) -> Option<Awake<'_>> {
         let end = self.window_end.get();
-        if end > 0 && next < end + TICK_NS + took {
+        if end > 0 && next < end + self.tick + took {
             self.hold_awake()
         } else {
             None
         }
     }
 
-    /// A pacer for coarse pacing on worker thread `index` of `threads`: sleeps are released
-    /// by [`Pacer::ticks`], once per tick, never by the timerfd (which is never armed). The
-    /// threads' ticks are spread evenly over the tick period.
-    pub fn ticked(index: usize, threads: usize) -> io::Result<Rc<Pacer>> {
+    /// A pacer for coarse pacing on worker thread `index` of `threads`, ticking every
+    /// `tick_ns`: sleeps are released by [`Pacer::ticks`], once per tick, never by the timerfd
+    /// (which is never armed). The threads' ticks are spread evenly over the tick period.
+    pub fn ticked(index: usize, threads: usize, tick_ns: u64) -> io::Result<Rc<Pacer>> {
         let mut p = Pacer::new(0, 0)?;
-        let phase = TICK_NS * index as u64 / threads.max(1) as u64;
-        Rc::get_mut(&mut p).expect("just made").phase = phase;
+        let tick = tick_ns.max(1);
+        let phase = tick * index as u64 / threads.max(1) as u64;
+        let inner = Rc::get_mut(&mut p).expect("just made");
+        inner.tick = tick;
+        inner.phase = phase;
         p.window_end.set(p.tick_after(mono_ns()));
         Ok(p)
     }
@@ -228,11 +234,11 @@ impl Pacer {
     /// Coarse pacing: this thread's first tick after `now`.
     fn tick_after(&self, now: u64) -> u64 {
         let since = now.saturating_sub(self.phase);
-        (since / TICK_NS + 1) * TICK_NS + self.phase
+        (since / self.tick + 1) * self.tick + self.phase
     }
 
     /// Coarse pacing's clock, for the life of a worker thread. The thread sleeps to its next
-    /// tick ([`TICK_NS`]) *outside* the reactor (`clock_nanosleep`); then it releases every
+    /// tick *outside* the reactor (`clock_nanosleep`); then it releases every
     /// sleeper due before the tick after that (so requests leave up to one tick early, never
     /// late, and are timed from their actual send), and yields, so that the runtime polls its
     /// sockets and timers once without blocking and runs everything that became ready: the
@@ -421,7 +427,7 @@ mod tests {
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async {
             let pacer = if ticked {
-                let p = Pacer::ticked(1, 3).unwrap();
+                let p = Pacer::ticked(1, 3, DEFAULT_TICK_NS).unwrap();
                 tokio::task::spawn_local(p.clone().ticks());
                 p
             } else {
@@ -467,16 +473,17 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let now = 1_000 * TICK_NS + 10;
-            let base = 1_000 * TICK_NS;
+            const T: u64 = DEFAULT_TICK_NS;
+            let now = 1_000 * T + 10;
+            let base = 1_000 * T;
             for (i, n, want) in [
-                (0, 4, base + TICK_NS),
-                (1, 4, base + TICK_NS / 4),
-                (3, 4, base + TICK_NS * 3 / 4),
+                (0, 4, base + T),
+                (1, 4, base + T / 4),
+                (3, 4, base + T * 3 / 4),
             ] {
-                let p = Pacer::ticked(i, n).unwrap();
+                let p = Pacer::ticked(i, n, T).unwrap();
                 assert_eq!(p.tick_after(now), want);
-                assert_eq!(p.tick_after(p.tick_after(now)) - p.tick_after(now), TICK_NS);
+                assert_eq!(p.tick_after(p.tick_after(now)) - p.tick_after(now), T);
             }
         });
     }
@@ -492,7 +499,7 @@ mod tests {
         let ids: Vec<u64> = woke.iter().map(|w| w.0).collect();
         assert_eq!(ids, vec![3, 1, 2, 0]);
         for &(_, early) in &woke {
-            assert!(early < TICK_NS as i64, "{woke:?}");
+            assert!(early < DEFAULT_TICK_NS as i64, "{woke:?}");
             assert!(early > -2_000_000, "{woke:?}");
         }
     }

@@ -131,6 +131,21 @@ fn usage_errors_exit_2_with_one_line() {
         ),
         (&["--bogus", "http://127.0.0.1:1/"], "--bogus"),
         (&["-c", "ten", "http://127.0.0.1:1/"], "invalid number"),
+        (
+            &["-R100", "--tick", "1ms", "http://127.0.0.1:1/"],
+            "only with --pacing coarse",
+        ),
+        (
+            &[
+                "-R100",
+                "--pacing",
+                "coarse",
+                "--tick",
+                "20ms",
+                "http://127.0.0.1:1/",
+            ],
+            "from 100us to 10ms",
+        ),
     ];
     for (args, needle) in cases {
         let out = run(args, LIMIT);
@@ -268,47 +283,38 @@ fn precise_pacing_keeps_send_lag_small() {
     assert!(p50 < 400.0, "send lag p50 {p50}us\n{text}");
 }
 
-/// Runs `-t1 -c<conns> -d2s -R<rate> --pacing coarse` against a fresh server (alone) and
+/// Runs `-t1 -d2s --pacing coarse --latency <args>` against a fresh server with `knobs` (alone) and
 /// returns the parsed report and its text.
-fn coarse_run(knobs: &[&str], conns: &str, rate: &str) -> (crate::common::Report, String) {
+fn coarse_run(knobs: &[&str], args: &[&str]) -> (crate::common::Report, String) {
     let s = serve_alone(knobs);
-    let out = run(
-        &[
-            "-t1",
-            conns,
-            "-d2s",
-            rate,
-            "--pacing",
-            "coarse",
-            "--latency",
-            &s.url,
-        ],
-        LIMIT,
-    );
+    let mut all = vec!["-t1", "-d2s", "--pacing", "coarse", "--latency"];
+    all.extend(args);
+    all.push(&s.url);
+    let out = run(&all, LIMIT);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     (parse(&text), text)
 }
 
-/// Coarse pacing releases each request on the millisecond tick before its slot and times it
-/// from its actual send, so the tick does not show up as latency (sent on the tick after the
-/// slot and timed from the slot, as wrk2 does, the median would be about half a millisecond
-/// above the service time). One request per millisecond: no bursts.
+/// Coarse pacing releases each request on the tick before its slot and times it from its
+/// actual send, so the tick does not show up as latency (sent on the tick after the slot and
+/// timed from the slot, as wrk2 does, the median would be about half a tick above the service
+/// time). One request per millisecond: no bursts.
 #[test]
 fn coarse_pacing_holds_the_rate_without_counting_timer_slack() {
-    let (r, text) = coarse_run(&["--delay", "2ms"], "-c10", "-R1000");
+    let (r, text) = coarse_run(&["--delay", "2ms"], &["-c10", "-R1000"]);
     assert!((r.rps - 1000.0).abs() < 30.0, "{text}");
     let p50 = r.p(50.0);
     assert!((2000.0..2300.0).contains(&p50), "p50 {p50}us\n{text}");
 }
 
-/// Coarse pacing lets one connection do more than one request per millisecond tick: a
+/// Coarse pacing lets one connection do more than one request per tick: with `--tick 1ms`, a
 /// connection at 1500 requests/s keeps the thread in the reactor, so each response is read
 /// when it arrives and the next request leaves on time (sleeping to the next tick would cap
 /// the connection at 1000 requests/s).
 #[test]
 fn coarse_pacing_keeps_up_with_a_fast_connection() {
-    let (r, text) = coarse_run(&[], "-c1", "-R1500");
+    let (r, text) = coarse_run(&[], &["-c1", "-R1500", "--tick", "1ms"]);
     assert!((r.rps - 1500.0).abs() < 45.0, "{text}");
 }
 
