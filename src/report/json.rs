@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Target};
+use crate::config::{Config, Pacing, Target};
 use crate::engine::Summary;
 use crate::error::{Error, Result};
 use crate::hdr;
@@ -180,6 +180,13 @@ pub struct ConfigDoc {
     pub latency: bool,
     /// `-U` was given: the text report shows the uncorrected distribution too.
     pub u_latency: bool,
+    /// `--pacing` (`precise` or `coarse`); `null` for closed loop. Added within version 1:
+    /// absent in older files.
+    #[serde(default)]
+    pub pacing: Option<String>,
+    /// `--tick` in seconds, with coarse pacing; else `null`. Added within version 1.
+    #[serde(default)]
+    pub tick_s: Option<f64>,
 }
 
 /// `rate`.
@@ -467,6 +474,12 @@ pub fn to_document(r: &RunResult) -> Document {
             script: c.script.as_ref().map(|p| p.display().to_string()),
             latency: c.latency,
             u_latency: c.u_latency,
+            pacing: c.rate.as_ref().map(|_| match c.pacing {
+                Pacing::Precise => "precise".into(),
+                Pacing::Coarse => "coarse".into(),
+            }),
+            tick_s: (c.rate.is_some() && c.pacing == Pacing::Coarse)
+                .then_some(c.tick.as_secs_f64()),
         },
         addr: s.addr.to_string(),
         start: rfc3339(start_unix_us),
@@ -575,6 +588,12 @@ pub fn from_document(d: Document) -> Result<RunResult> {
     config.script = c.script.as_ref().map(Into::into);
     config.latency = c.latency;
     config.u_latency = c.u_latency;
+    if c.pacing.as_deref() == Some("coarse") {
+        config.pacing = Pacing::Coarse;
+    }
+    if let Some(t) = c.tick_s {
+        config.tick = secs(t, "config.tick_s")?;
+    }
 
     let mut stats = Stats::new();
     let hs = &d.histograms;
