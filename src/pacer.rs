@@ -83,6 +83,7 @@ pub struct Pacer {
     /// of how late the timer's wake-ups have been), at most `max_early`. Waking that much
     /// before a slot sends the request close to its slot instead of a wake-up late; a request
     /// sent early is timed from its actual send (`Stats::record`), so nothing is under-reported.
+    /// Coarse pacing aims each tick's wake-up this much before the tick, at most a quarter tick.
     early: std::cell::Cell<u64>,
     /// Coarse pacing: the end of the current tick's window (0: precise pacing). A sleep due
     /// before it is released at once; later ones wait in the heap for [`Pacer::ticks`].
@@ -239,8 +240,9 @@ impl Pacer {
 
     /// Coarse pacing's clock, for the life of a worker thread. The thread sleeps to its next
     /// tick *outside* the reactor (`clock_nanosleep`); then it releases every
-    /// sleeper due before the tick after that (so requests leave up to one tick early, never
-    /// late, and are timed from their actual send), and yields, so that the runtime polls its
+    /// sleeper due before the tick after that (so requests leave up to one tick early, plus
+    /// the thread's usual wake-up latency, which it aims to wake before the tick by; never
+    /// late; and are timed from their actual send), and yields, so that the runtime polls its
     /// sockets and timers once without blocking and runs everything that became ready: the
     /// released sends, the responses that arrived meanwhile (timed by their kernel receive
     /// timestamps, so reading them up to a tick late costs no accuracy), the timeouts. The
@@ -254,16 +256,22 @@ impl Pacer {
     /// reactor (the timerfd), handling responses as they arrive, as precise pacing does; else
     /// a connection could do at most one request per tick.
     pub async fn ticks(self: Rc<Self>) {
+        // The tick handled last: a wake-up before its tick (see `early`) must not handle that
+        // tick twice.
+        let mut last = 0u64;
         loop {
-            let next = self.tick_after(mono_ns());
+            let next = self.tick_after(mono_ns().max(last));
+            // Aim before the tick by this thread's usual wake-up latency (`early`), so that the
+            // slots just after the tick do not leave a wake-up late.
+            let aim = next - self.early.get().min(next);
             if self.awake.get() > 0 {
-                self.arm(&mut self.inner.borrow_mut(), next);
+                self.arm(&mut self.inner.borrow_mut(), aim);
                 if let Ok(mut g) = self.fd.readable().await {
                     g.clear_ready();
                 }
                 self.inner.borrow_mut().armed = u64::MAX;
             } else {
-                let at = timespec(next);
+                let at = timespec(aim);
                 // SAFETY: plain syscall on a timespec we own; an early return (a signal)
                 // only makes this tick early.
                 unsafe {
@@ -275,7 +283,12 @@ impl Pacer {
                     )
                 };
             }
-            let end = self.tick_after(mono_ns());
+            let woke = mono_ns();
+            // Running mean (1/8 weight) of how late the wake-ups are, at most a quarter tick.
+            let late = woke.saturating_sub(aim).min(self.tick / 4);
+            self.early.set((self.early.get() * 7 + late) / 8);
+            let end = self.tick_after(woke.max(next));
+            last = end - self.tick;
             self.window_end.set(end);
             self.inner.borrow_mut().wake_before(end);
             tokio::task::yield_now().await;
@@ -499,7 +512,8 @@ mod tests {
         let ids: Vec<u64> = woke.iter().map(|w| w.0).collect();
         assert_eq!(ids, vec![3, 1, 2, 0]);
         for &(_, early) in &woke {
-            assert!(early < DEFAULT_TICK_NS as i64, "{woke:?}");
+            // A tick, plus at most a quarter tick of wake-up allowance.
+            assert!(early < (DEFAULT_TICK_NS * 5 / 4) as i64, "{woke:?}");
             assert!(early > -2_000_000, "{woke:?}");
         }
     }
