@@ -346,6 +346,7 @@ run_one() {
 
 LG_OPEN="loadgen -t1 -c50 -R$RATE"
 LG_COARSE="loadgen -t1 -c50 -R$RATE --pacing coarse"
+LG_COARSE1="loadgen -t1 -c50 -R$RATE --pacing coarse --tick 1ms"
 LG_LOW="loadgen -t1 -c1 -R200"
 WRK_ONE="wrk -t1 -c1 (max)"
 WRK_MAX="wrk -t1 -c50 (max)"
@@ -372,6 +373,7 @@ run_one "$LG_REQ_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/request
 run_one "$LG_RESP_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/response.lua" "$URL"
 if [[ "${LUA_ONLY:-0}" != 1 ]]; then
 run_one "$LG_COARSE" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency --pacing coarse "$URL"
+run_one "$LG_COARSE1" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency --pacing coarse --tick 1ms "$URL"
 run_one "$LG_LOW" 200 "$LOADGEN" -t1 -c1 -d"${DUR}s" -R200 --latency "$URL"
 run_one "$WRK_ONE" max "$WRK_BIN" -t1 -c1 -d"${DUR}s" --latency "$URL"
 run_one "$WRK_MAX" max "$WRK_BIN" -t1 -c50 -d"${DUR}s" --latency "$URL"
@@ -438,6 +440,7 @@ echo "- $LG_1K ÷ $WRK_MAX: $(ratio "$LG_1K" "$WRK_MAX")"
 if [[ -n "${CPU_US[$WRK2_OPEN]:-}" ]]; then
     echo "- $LG_OPEN ÷ $WRK2_OPEN (same rate): $(ratio "$LG_OPEN" "$WRK2_OPEN")"
     echo "- $LG_COARSE ÷ $WRK2_OPEN (same rate): $(ratio "$LG_COARSE" "$WRK2_OPEN")"
+    echo "- $LG_COARSE1 ÷ $WRK2_OPEN (same rate): $(ratio "$LG_COARSE1" "$WRK2_OPEN")"
 fi
 if [[ -n "${CPU_US[$OHA]:-}" ]]; then
     echo "- $OHA ÷ $WRK_MAX: $(ratio "$OHA" "$WRK_MAX")"
