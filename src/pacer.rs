@@ -93,6 +93,9 @@ pub struct Pacer {
     awake: std::cell::Cell<u32>,
     /// Coarse pacing: the tick, ns (0: precise pacing).
     tick: u64,
+    /// Coarse pacing: how many times [`Pacer::ticks`] has woken (for the tests).
+    #[cfg(test)]
+    tick_wakes: std::cell::Cell<u64>,
     /// Coarse pacing: this thread's ticks fall at `phase` past each multiple of `tick`, so
     /// that the threads of a run take turns instead of bursting at the same instants.
     phase: u64,
@@ -106,6 +109,9 @@ impl Drop for Awake<'_> {
         self.0.awake.set(self.0.awake.get() - 1);
     }
 }
+
+/// Coarse pacing: the longest an idle thread sleeps between ticks, ns (see [`Pacer::ticks`]).
+const MAX_IDLE_NS: u64 = 20_000_000;
 
 /// Coarse pacing's default tick (`--tick`). Measured at `-t1 -c50 -R20000 --pacing coarse` against nginx (8 s
 /// runs, 3 each), tick → p50, CPU per request: 1 ms → 104–109 µs, 7.3–7.8 µs; 500 µs →
@@ -192,6 +198,8 @@ impl Pacer {
             window_end: std::cell::Cell::new(0),
             awake: std::cell::Cell::new(0),
             tick: 0,
+            #[cfg(test)]
+            tick_wakes: std::cell::Cell::new(0),
             phase: 0,
         }))
     }
@@ -248,7 +256,9 @@ impl Pacer {
     /// timestamps, so reading them up to a tick late costs no accuracy), the timeouts. The
     /// thread wakes once per tick instead of once per request and per response: one
     /// `clock_nanosleep` and one `epoll_wait` per tick, shared by all of that tick's requests.
-    /// The price: each tick's requests leave together, a burst the server sees.
+    /// The price: each tick's requests leave together, a burst the server sees. A tick with
+    /// nothing due (no sleeper and no expected slot, [`Pacer::expect`]) is skipped, up to
+    /// 20 ms at a time, so an idle or slow thread wakes about once per request, not per tick.
     ///
     /// While some connection could need to send again before the next tick after its
     /// response (a connection at more than ~2000 requests/s, one catching up after a stall,
@@ -259,12 +269,30 @@ impl Pacer {
         // The tick handled last: a wake-up before its tick (see `early`) must not handle that
         // tick twice.
         let mut last = 0u64;
+        // Let the connections, spawned after this task, register their first slots before
+        // the first tick is chosen. From then on, the tasks a tick releases (and those the
+        // responses wake) run before this task does again: the yield below queues it behind
+        // them.
+        tokio::task::yield_now().await;
         loop {
             let next = self.tick_after(mono_ns().max(last));
+            let awake = self.awake.get() > 0;
+            // Asleep, skip the ticks with nothing due: wake for the tick before the earliest
+            // sleeper or expected slot (`expect`), at the latest after MAX_IDLE_NS (for
+            // tokio's timers: timeouts, the end of the run).
+            let target = if awake {
+                next
+            } else {
+                let latest = next + MAX_IDLE_NS / self.tick * self.tick;
+                match self.inner.borrow().heap.peek() {
+                    Some(e) => (self.tick_after(e.0.due) - self.tick).clamp(next, latest),
+                    None => latest,
+                }
+            };
             // Aim before the tick by this thread's usual wake-up latency (`early`), so that the
             // slots just after the tick do not leave a wake-up late.
-            let aim = next - self.early.get().min(next);
-            if self.awake.get() > 0 {
+            let aim = target - self.early.get().min(target);
+            if awake {
                 self.arm(&mut self.inner.borrow_mut(), aim);
                 if let Ok(mut g) = self.fd.readable().await {
                     g.clear_ready();
@@ -284,10 +312,12 @@ impl Pacer {
                 };
             }
             let woke = mono_ns();
+            #[cfg(test)]
+            self.tick_wakes.set(self.tick_wakes.get() + 1);
             // Running mean (1/8 weight) of how late the wake-ups are, at most a quarter tick.
             let late = woke.saturating_sub(aim).min(self.tick / 4);
             self.early.set((self.early.get() * 7 + late) / 8);
-            let end = self.tick_after(woke.max(next));
+            let end = self.tick_after(woke.max(target));
             last = end - self.tick;
             self.window_end.set(end);
             self.inner.borrow_mut().wake_before(end);
@@ -316,6 +346,27 @@ impl Pacer {
             pacer: self,
             due,
             wake: None,
+            not_before: false,
+        }
+    }
+
+    /// Completes at `due` (CLOCK_MONOTONIC ns) and never before it (to within [`SLACK_NS`]):
+    /// for think time. With coarse pacing, on the first tick at or after `due`.
+    pub fn sleep_not_before(self: &Rc<Self>, due: u64) -> Sleep<'_> {
+        Sleep {
+            not_before: true,
+            ..self.sleep_until(due)
+        }
+    }
+
+    /// Coarse pacing: this thread must be awake by the tick before `due` (CLOCK_MONOTONIC
+    /// ns), though nothing sleeps on it yet — a connection whose response is still out, which
+    /// will want to send its next request at `due`. Without it an idle thread could sleep
+    /// through that slot ([`Pacer::ticks`] skips ticks with nothing due). No-op with precise
+    /// pacing.
+    pub fn expect(&self, due: u64) {
+        if self.window_end.get() > 0 {
+            self.inner.borrow_mut().push(due, Waker::noop());
         }
     }
 
@@ -375,12 +426,14 @@ pub async fn sleep_until_precise(due: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Future returned by [`Pacer::sleep_until`].
+/// Future returned by [`Pacer::sleep_until`] and [`Pacer::sleep_not_before`].
 pub struct Sleep<'a> {
     pacer: &'a Rc<Pacer>,
     due: u64,
     /// The wake-up this sleep registered for (its deadline minus the early allowance).
     wake: Option<u64>,
+    /// Never end before `due` (think time), rather than up to a tick or a wake-up early.
+    not_before: bool,
 }
 
 impl Future for Sleep<'_> {
@@ -396,7 +449,8 @@ impl Future for Sleep<'_> {
             // Coarse: ready once the slot falls within the current tick's window (`ticks`
             // moves the window before waking the sleepers in it). A poll before that (only a
             // spurious one) registers again; a stale entry just wakes the task once more.
-            if this.due < window_end {
+            // Think time waits in the heap for the first tick after its end.
+            if this.due < window_end && !this.not_before {
                 return Poll::Ready(());
             }
             this.pacer.inner.borrow_mut().push(this.due, cx.waker());
@@ -410,10 +464,15 @@ impl Future for Sleep<'_> {
             return Poll::Ready(());
         }
         // Without spinning, a sleep ends at the (early) wake-up it registered for.
-        if spin == 0 && this.wake.is_some_and(|w| now + SLACK_NS >= w) {
+        if spin == 0 && !this.not_before && this.wake.is_some_and(|w| now + SLACK_NS >= w) {
             return Poll::Ready(());
         }
-        let wake = this.due - spin.max(this.pacer.early.get()).min(this.due);
+        let early = if this.not_before {
+            spin
+        } else {
+            spin.max(this.pacer.early.get())
+        };
+        let wake = this.due - early.min(this.due);
         this.wake = Some(wake);
         let pacer = this.pacer;
         let mut inner = pacer.inner.borrow_mut();
@@ -433,6 +492,16 @@ mod tests {
     /// `(id, offset_ns)`, and returns, in wake-up order, each id with how early it woke
     /// (negative: late), in ns.
     fn sleepers(ticked: bool, offsets: &[(u64, u64)]) -> Vec<(u64, i64)> {
+        sleepers_with(ticked, false, offsets).0
+    }
+
+    /// [`sleepers`], with `sleep_not_before` when `not_before`; also returns how many times
+    /// the coarse ticks woke.
+    fn sleepers_with(
+        ticked: bool,
+        not_before: bool,
+        offsets: &[(u64, u64)],
+    ) -> (Vec<(u64, i64)>, u64) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -455,15 +524,50 @@ mod tests {
                 let (p, o) = (pacer.clone(), order.clone());
                 tasks.push(tokio::task::spawn_local(async move {
                     let due = t0 + offset;
-                    p.sleep_until(due).await;
+                    if not_before {
+                        p.sleep_not_before(due).await;
+                    } else {
+                        p.sleep_until(due).await;
+                    }
                     o.borrow_mut().push((i, due as i64 - mono_ns() as i64));
                 }));
             }
             for t in tasks {
                 t.await.unwrap();
             }
-            Rc::try_unwrap(order).unwrap().into_inner()
+            let wakes = pacer.tick_wakes.get();
+            (Rc::try_unwrap(order).unwrap().into_inner(), wakes)
         })
+    }
+
+    /// An idle coarse thread skips the ticks with nothing due: two sleepers 15 ms apart take
+    /// a handful of wake-ups, not one per 500 µs tick (about 40).
+    #[test]
+    fn ticked_skips_the_ticks_with_nothing_due() {
+        let (woke, wakes) = sleepers_with(true, false, &[(0, 5_000_000), (1, 20_000_000)]);
+        let ids: Vec<u64> = woke.iter().map(|w| w.0).collect();
+        assert_eq!(ids, vec![0, 1]);
+        for &(_, early) in &woke {
+            assert!(early < (DEFAULT_TICK_NS * 5 / 4) as i64, "{woke:?}");
+            assert!(early > -2_000_000, "{woke:?}");
+        }
+        assert!(wakes <= 8, "{wakes} wake-ups");
+    }
+
+    /// Think time never ends before its deadline, with either pacing.
+    #[test]
+    fn not_before_never_ends_early() {
+        for ticked in [false, true] {
+            let (woke, _) = sleepers_with(
+                ticked,
+                true,
+                &[(0, 1_300_000), (1, 2_700_000), (2, 300_000)],
+            );
+            assert_eq!(woke.len(), 3);
+            for &(_, early) in &woke {
+                assert!(early <= SLACK_NS as i64, "ticked {ticked}: {woke:?}");
+            }
+        }
     }
 
     #[test]

@@ -143,9 +143,20 @@ pub async fn drive<C: Connector, H: Hooks>(
             // its response is likely in, keep the thread in the reactor while it waits, so the
             // response is read when it arrives and the next request is not held to a tick
             // (`Pacer::ticks`). Never true with precise pacing.
+            // Otherwise, make sure the thread wakes by the tick before the next slot, which the
+            // response will be read on; and for the run's last request, stay in the reactor
+            // so that the run ends with its response.
             let _awake = plan.as_ref().and_then(|p| {
-                let next = ctx.t0 + p.intended_ns(k + 1);
-                ctx.pacer.hold_awake_if_before(next, took)
+                let next_ns = p.intended_ns(k + 1);
+                if next_ns >= ctx.end_ns {
+                    return ctx.pacer.hold_awake();
+                }
+                let next = ctx.t0 + next_ns;
+                let awake = ctx.pacer.hold_awake_if_before(next, took);
+                if awake.is_none() {
+                    ctx.pacer.expect(next);
+                }
+                awake
             });
             let began = ctx.now();
             let (next, sent) = exchange(
@@ -242,16 +253,13 @@ async fn wait_until_slot(ctx: &ThreadCtx, at_ns: u64) {
     }
 }
 
-/// Sleeps until `at_ns` (ns since `t0`) on the timer `--pacing` chose, never before it.
+/// Sleeps until `at_ns` (ns since `t0`) on the thread's pacer, never before it (think time).
 #[inline]
 async fn sleep_until(ctx: &ThreadCtx, at_ns: u64) {
     let due = ctx.t0 + at_ns;
     let now = mono_ns();
     if now < due {
-        match ctx.pacing {
-            Pacing::Precise => ctx.pacer.sleep_until(due).await,
-            Pacing::Coarse => tokio::time::sleep(Duration::from_nanos(due - now)).await,
-        }
+        ctx.pacer.sleep_not_before(due).await;
     }
 }
 
