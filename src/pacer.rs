@@ -42,6 +42,8 @@ struct Entry {
     due: u64,
     seq: u64,
     waker: Waker,
+    /// Coarse pacing: this entry counts its task in [`Inner::asleep`] until it is popped.
+    counted: bool,
 }
 
 impl PartialEq for Entry {
@@ -63,6 +65,12 @@ impl Ord for Entry {
 
 struct Inner {
     heap: BinaryHeap<Reverse<Entry>>,
+    /// Coarse pacing: connection tasks alive on this thread ([`Pacer::task`]).
+    tasks: usize,
+    /// Coarse pacing: how many of them sleep in the heap (see [`Pacer::ticks`]). Never more
+    /// than are: a task counts once per [`Sleep`], from its first entry until that entry is
+    /// popped.
+    asleep: usize,
     /// The timerfd's next expiry (`u64::MAX`: disarmed).
     armed: u64,
     seq: u64,
@@ -99,6 +107,15 @@ pub struct Pacer {
     /// Coarse pacing: this thread's ticks fall at `phase` past each multiple of `tick`, so
     /// that the threads of a run take turns instead of bursting at the same instants.
     phase: u64,
+}
+
+/// A connection task alive on its thread ([`Pacer::task`]).
+pub struct Task<'a>(&'a Pacer);
+
+impl Drop for Task<'_> {
+    fn drop(&mut self) {
+        self.0.inner.borrow_mut().tasks -= 1;
+    }
 }
 
 /// Keeps a coarse-paced thread in the reactor while it lives (see [`Pacer::ticks`]).
@@ -138,13 +155,15 @@ fn timespec(ns: u64) -> libc::timespec {
 
 impl Inner {
     /// Adds a sleeper woken at `due`.
-    fn push(&mut self, due: u64, waker: &Waker) {
+    fn push(&mut self, due: u64, waker: &Waker, counted: bool) {
         self.seq += 1;
         let seq = self.seq;
+        self.asleep += counted as usize;
         self.heap.push(Reverse(Entry {
             due,
             seq,
             waker: waker.clone(),
+            counted,
         }));
     }
 
@@ -152,6 +171,7 @@ impl Inner {
     fn wake_before(&mut self, until: u64) {
         while self.heap.peek().is_some_and(|e| e.0.due < until) {
             if let Some(Reverse(e)) = self.heap.pop() {
+                self.asleep -= e.counted as usize;
                 e.waker.wake();
             }
         }
@@ -189,6 +209,8 @@ impl Pacer {
             fd,
             inner: RefCell::new(Inner {
                 heap: BinaryHeap::with_capacity(64),
+                tasks: 0,
+                asleep: 0,
                 armed: u64::MAX,
                 seq: 0,
             }),
@@ -256,9 +278,10 @@ impl Pacer {
     /// timestamps, so reading them up to a tick late costs no accuracy), the timeouts. The
     /// thread wakes once per tick instead of once per request and per response: one
     /// `clock_nanosleep` and one `epoll_wait` per tick, shared by all of that tick's requests.
-    /// The price: each tick's requests leave together, a burst the server sees. A tick with
-    /// nothing due (no sleeper and no expected slot, [`Pacer::expect`]) is skipped, up to
-    /// 20 ms at a time, so an idle or slow thread wakes about once per request, not per tick.
+    /// The price: each tick's requests leave together, a burst the server sees. While every
+    /// connection task ([`Pacer::task`]) sleeps in the heap, the ticks with nothing due are
+    /// skipped (up to 20 ms at a time), so a thread at a low rate wakes about twice per
+    /// request (the send, the response), not on every tick.
     ///
     /// While some connection could need to send again before the next tick after its
     /// response (a connection at more than ~2000 requests/s, one catching up after a stall,
@@ -277,16 +300,21 @@ impl Pacer {
         loop {
             let next = self.tick_after(mono_ns().max(last));
             let awake = self.awake.get() > 0;
-            // Asleep, skip the ticks with nothing due: wake for the tick before the earliest
-            // sleeper or expected slot (`expect`), at the latest after MAX_IDLE_NS (for
-            // tokio's timers: timeouts, the end of the run).
-            let target = if awake {
-                next
-            } else {
-                let latest = next + MAX_IDLE_NS / self.tick * self.tick;
-                match self.inner.borrow().heap.peek() {
-                    Some(e) => (self.tick_after(e.0.due) - self.tick).clamp(next, latest),
-                    None => latest,
+            // When every connection task sleeps in the heap (none has a request out, none
+            // is runnable), skip the ticks with nothing due: wake for the tick before the
+            // earliest sleeper, at the latest after MAX_IDLE_NS (for tokio's timers: the
+            // stop signal). Else the next tick: a response may come in, and its task may
+            // want to send on it.
+            let target = {
+                let inner = self.inner.borrow();
+                if awake || inner.tasks == 0 || inner.asleep < inner.tasks {
+                    next
+                } else {
+                    let latest = next + MAX_IDLE_NS / self.tick * self.tick;
+                    match inner.heap.peek() {
+                        Some(e) => (self.tick_after(e.0.due) - self.tick).clamp(next, latest),
+                        None => latest,
+                    }
                 }
             };
             // Aim before the tick by this thread's usual wake-up latency (`early`), so that the
@@ -347,6 +375,7 @@ impl Pacer {
             due,
             wake: None,
             not_before: false,
+            counted: false,
         }
     }
 
@@ -359,15 +388,11 @@ impl Pacer {
         }
     }
 
-    /// Coarse pacing: this thread must be awake by the tick before `due` (CLOCK_MONOTONIC
-    /// ns), though nothing sleeps on it yet — a connection whose response is still out, which
-    /// will want to send its next request at `due`. Without it an idle thread could sleep
-    /// through that slot ([`Pacer::ticks`] skips ticks with nothing due). No-op with precise
-    /// pacing.
-    pub fn expect(&self, due: u64) {
-        if self.window_end.get() > 0 {
-            self.inner.borrow_mut().push(due, Waker::noop());
-        }
+    /// Counts a connection task as alive on this thread (for coarse pacing's idle ticks,
+    /// [`Pacer::ticks`]) until the guard is dropped.
+    pub fn task(&self) -> Task<'_> {
+        self.inner.borrow_mut().tasks += 1;
+        Task(self)
     }
 
     /// Wakes the sleepers whose time has come; runs for the life of the thread.
@@ -434,6 +459,8 @@ pub struct Sleep<'a> {
     wake: Option<u64>,
     /// Never end before `due` (think time), rather than up to a tick or a wake-up early.
     not_before: bool,
+    /// Coarse pacing: this sleep has counted its task in [`Inner::asleep`] once already.
+    counted: bool,
 }
 
 impl Future for Sleep<'_> {
@@ -453,7 +480,12 @@ impl Future for Sleep<'_> {
             if this.due < window_end && !this.not_before {
                 return Poll::Ready(());
             }
-            this.pacer.inner.borrow_mut().push(this.due, cx.waker());
+            let first = !this.counted;
+            this.counted = true;
+            this.pacer
+                .inner
+                .borrow_mut()
+                .push(this.due, cx.waker(), first);
             return Poll::Pending;
         }
         let spin = this.pacer.spin;
@@ -476,7 +508,7 @@ impl Future for Sleep<'_> {
         this.wake = Some(wake);
         let pacer = this.pacer;
         let mut inner = pacer.inner.borrow_mut();
-        inner.push(wake, cx.waker());
+        inner.push(wake, cx.waker(), false);
         if wake < inner.armed {
             pacer.arm(&mut inner, wake);
         }
@@ -523,6 +555,7 @@ mod tests {
             for &(i, offset) in offsets {
                 let (p, o) = (pacer.clone(), order.clone());
                 tasks.push(tokio::task::spawn_local(async move {
+                    let _task = p.task();
                     let due = t0 + offset;
                     if not_before {
                         p.sleep_not_before(due).await;
@@ -552,6 +585,46 @@ mod tests {
             assert!(early > -2_000_000, "{woke:?}");
         }
         assert!(wakes <= 8, "{wakes} wake-ups");
+    }
+
+    /// A coarse thread does not skip ticks while a connection task is out of the heap (a
+    /// request out): task A waits 3 ms for a "response" (completed from another thread) and
+    /// then sleeps to its next slot at 4 ms, while task B sleeps to 30 ms. Sleeping to B's
+    /// tick would send A's next request 26 ms late.
+    #[test]
+    fn ticked_keeps_ticking_while_a_request_is_out() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        let late = local.block_on(&rt, async {
+            let p = Pacer::ticked(0, 1, DEFAULT_TICK_NS).unwrap();
+            tokio::task::spawn_local(p.clone().ticks());
+            let t0 = mono_ns();
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(3));
+                let _ = tx.send(());
+            });
+            let pa = p.clone();
+            let a = tokio::task::spawn_local(async move {
+                let _task = pa.task();
+                let _ = rx.await;
+                let due = t0 + 4_000_000;
+                pa.sleep_until(due).await;
+                mono_ns() as i64 - due as i64
+            });
+            let pb = p.clone();
+            let b = tokio::task::spawn_local(async move {
+                let _task = pb.task();
+                pb.sleep_until(t0 + 30_000_000).await;
+            });
+            let late = a.await.unwrap();
+            b.await.unwrap();
+            late
+        });
+        assert!(late < 3_000_000, "A's slot left {late} ns late");
     }
 
     /// Think time never ends before its deadline, with either pacing.

@@ -100,6 +100,8 @@ pub async fn drive<C: Connector, H: Hooks>(
     mut stream: Option<C::Stream>,
     mut hooks: H,
 ) {
+    // Coarse pacing skips idle ticks only while every live connection task sleeps.
+    let _task = ctx.pacer.task();
     let mut reader = ResponseReader::new();
     let mut k: u64 = 0;
     loop {
@@ -143,20 +145,9 @@ pub async fn drive<C: Connector, H: Hooks>(
             // its response is likely in, keep the thread in the reactor while it waits, so the
             // response is read when it arrives and the next request is not held to a tick
             // (`Pacer::ticks`). Never true with precise pacing.
-            // Otherwise, make sure the thread wakes by the tick before the next slot, which the
-            // response will be read on; and for the run's last request, stay in the reactor
-            // so that the run ends with its response.
             let _awake = plan.as_ref().and_then(|p| {
-                let next_ns = p.intended_ns(k + 1);
-                if next_ns >= ctx.end_ns {
-                    return ctx.pacer.hold_awake();
-                }
-                let next = ctx.t0 + next_ns;
-                let awake = ctx.pacer.hold_awake_if_before(next, took);
-                if awake.is_none() {
-                    ctx.pacer.expect(next);
-                }
-                awake
+                let next = ctx.t0 + p.intended_ns(k + 1);
+                ctx.pacer.hold_awake_if_before(next, took)
             });
             let began = ctx.now();
             let (next, sent) = exchange(
