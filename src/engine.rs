@@ -447,7 +447,6 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         let ctx = Rc::new(ThreadCtx {
             t0: t0_mono,
             pacer,
-            pacing: a.config.pacing,
             addr,
             request,
             timeout: a.config.timeout,

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 
-use crate::config::Pacing;
 use crate::pacer::{mono_ns, Pacer};
 use crate::record::{Errors, Stats};
 use crate::request::Request;
@@ -32,10 +31,8 @@ pub struct ThreadCtx {
     /// The run's start instant as CLOCK_MONOTONIC ns; plans are relative to it and all
     /// recorded times are ns since it.
     pub t0: u64,
-    /// The thread's precise timer, for waiting on plan slots.
+    /// The thread's timer (precise or ticked, per `--pacing`), for plan slots and think time.
     pub pacer: Rc<Pacer>,
-    /// Which timer waits for plan slots.
-    pub pacing: Pacing,
     /// Where to connect.
     pub addr: SocketAddr,
     /// The request every connection of this thread sends.
