@@ -17,6 +17,9 @@
 #   NGINX_CPU / GEN_CPU   override the cores used (default: first two allowed)
 #   LUA_ONLY=1      only the Lua-overhead runs: loadgen -R$RATE with and without the
 #                   scripts in scripts/bench/, and wrk with the same scripts
+#   REPEAT=1        run the whole set this many times, round-robin (so slow drift of the
+#                   shared machine hits every generator alike), and report each column's
+#                   median, with the range of CPU µs/req
 #   WRK2=path       a wrk2 binary you built yourself (github.com/giltene/wrk2; it is not
 #                   packaged, and this script does not build it): adds wrk2 -t1 -c50 -R$RATE,
 #                   run for at least 15 s (wrk2 needs ~10 s to calibrate), as the same-rate peer
@@ -41,6 +44,8 @@ die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
 
 [[ "$DUR" =~ ^[0-9]+$ && "$DUR" -gt 0 ]] || die "DUR must be a positive integer (got '$DUR')"
 [[ "$RATE" =~ ^[0-9]+$ && "$RATE" -gt 0 ]] || die "RATE must be a positive integer (got '$RATE')"
+REPEAT=${REPEAT:-1}
+[[ "$REPEAT" =~ ^[0-9]+$ && "$REPEAT" -gt 0 ]] || die "REPEAT must be a positive integer (got '$REPEAT')"
 [[ "$PORT" =~ ^[0-9]+$ ]] || die "PORT must be numeric (got '$PORT')"
 
 # --------------------------------------------------------------------------
@@ -293,13 +298,17 @@ parse_strace() {
     awk '$NF == "total" && $1 ~ /^[0-9.]+$/ { print $4; found = 1 } END { if (!found) print "NA" }' "$1"
 }
 
-ROWS=()   # "name|target|req|rate|cpu_s|rss_kb|sc_req|p50_us|lag99_us"
+ROWS=()   # "name|target|req|rate|cpu_s|rss_kb|sc_req|p50_us|lag99_us|cpu_range"
 declare -A CPU_US
+# Per run name, the values of each round, space-separated; ORDER: names in first-run order.
+ORDER=()
+declare -A V_TARGET V_REQ V_RATE V_CPUUS V_RSS V_SC V_P50 V_LAG
+ROUND=1
 
 run_one() {
     # run_one <name> <target rate or "max"> <cmd...>
     local name=$1 target=$2; shift 2
-    local tag=${name//[^A-Za-z0-9]/_}
+    local tag=${name//[^A-Za-z0-9]/_}_r$ROUND
     local out=$RAW/$tag.out tfile=$RAW/$tag.time sout=$RAW/$tag.strace.out strc=$RAW/$tag.strace
     local rc=0
 
@@ -338,10 +347,66 @@ run_one() {
     p50=$(parse_p50 "$out")
     lag99=$(parse_lag99 "$out")
 
-    local cpu_s
+    local cpu_s cpu_us
     cpu_s=$(awk -v u="$u" -v s="$s" 'BEGIN { if (u ~ /^[0-9.]+$/ && s ~ /^[0-9.]+$/) printf "%.3f", u + s; else print "NA" }')
-    CPU_US[$name]=$(awk -v c="$cpu_s" -v r="$req" 'BEGIN { if (c != "NA" && r ~ /^[0-9]+$/ && r > 0) printf "%.4f", c * 1e6 / r; else print "NA" }')
-    ROWS+=("$name|$target|$req|$rate|$cpu_s|$m|$sc_req|$p50|$lag99")
+    cpu_us=$(awk -v c="$cpu_s" -v r="$req" 'BEGIN { if (c != "NA" && r ~ /^[0-9]+$/ && r > 0) printf "%.4f", c * 1e6 / r; else print "NA" }')
+    [[ -n "${V_TARGET[$name]+x}" ]] || ORDER+=("$name")
+    V_TARGET[$name]=$target
+    V_REQ[$name]+=" $req"
+    V_RATE[$name]+=" $rate"
+    V_CPUUS[$name]+=" $cpu_us"
+    V_RSS[$name]+=" $m"
+    V_SC[$name]+=" $sc_req"
+    V_P50[$name]+=" $p50"
+    V_LAG[$name]+=" $lag99"
+}
+
+# median <values...>: the median of the numeric ones (the lower middle for an even count),
+# or the first value when none is numeric ("NA", "-").
+median() {
+    printf '%s\n' "$@" | awk '
+        BEGIN { n = 0 }
+        $1 ~ /^-?[0-9]+(\.[0-9]+)?$/ { v[n] = $1 + 0; txt[n++] = $1; next }
+        NR == 1 { first = $1 }
+        END {
+            if (n == 0) { print (first == "" ? "NA" : first); exit }
+            # Insertion sort on the values, keeping the text of each (its formatting).
+            for (i = 1; i < n; i++)
+                for (j = i; j > 0 && v[j-1] > v[j]; j--) {
+                    t = v[j]; v[j] = v[j-1]; v[j-1] = t
+                    t = txt[j]; txt[j] = txt[j-1]; txt[j-1] = t
+                }
+            print txt[int((n - 1) / 2)]
+        }'
+}
+
+# range <values...>: "min–max" of the numeric ones ("NA" when none).
+range() {
+    printf '%s\n' "$@" | awk '
+        $1 ~ /^[0-9]+(\.[0-9]+)?$/ { x = $1 + 0; if (!n || x < lo) lo = x; if (!n || x > hi) hi = x; n++ }
+        END { if (n) printf "%.2f–%.2f\n", lo, hi; else print "NA" }'
+}
+
+# Turns the rounds' values into one row per run (medians) and CPU_US (median µs/req).
+summarize() {
+    local name
+    for name in "${ORDER[@]}"; do
+        # shellcheck disable=SC2086  # word splitting of the space-separated lists is intended
+        {
+            local req rate cpu_us rss sc p50 lag cpu_s cpu_range
+            req=$(median ${V_REQ[$name]})
+            rate=$(median ${V_RATE[$name]})
+            cpu_us=$(median ${V_CPUUS[$name]})
+            cpu_range=$(range ${V_CPUUS[$name]})
+            rss=$(median ${V_RSS[$name]})
+            sc=$(median ${V_SC[$name]})
+            p50=$(median ${V_P50[$name]})
+            lag=$(median ${V_LAG[$name]})
+        }
+        cpu_s=$(awk -v c="$cpu_us" -v r="$req" 'BEGIN { if (c ~ /^[0-9.]+$/ && r ~ /^[0-9.]+$/) printf "%.6f", c * r / 1e6; else print "NA" }')
+        CPU_US[$name]=$cpu_us
+        ROWS+=("$name|${V_TARGET[$name]}|$req|$rate|$cpu_s|$rss|$sc|$p50|$lag|$cpu_range")
+    done
 }
 
 LG_OPEN="loadgen -t1 -c50 -R$RATE"
@@ -365,36 +430,45 @@ LG_RESP_MAX="loadgen -t1 -c50 -s response.lua (max)"
 WRK_RESP="wrk -t1 -c50 -s response.lua (max)"
 BENCH_LUA=$REPO_ROOT/scripts/bench
 
-run_one "$LG_OPEN" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency "$URL"
-run_one "$LG_REQ" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency -s "$BENCH_LUA/request.lua" "$URL"
-run_one "$LG_RESP" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency -s "$BENCH_LUA/response.lua" "$URL"
-run_one "$WRK_REQ" max "$WRK_BIN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/request.lua" "$URL"
-run_one "$WRK_RESP" max "$WRK_BIN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/response.lua" "$URL"
-run_one "$LG_REQ_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/request.lua" "$URL"
-run_one "$LG_RESP_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/response.lua" "$URL"
-if [[ "${LUA_ONLY:-0}" != 1 ]]; then
-run_one "$LG_COARSE" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency --pacing coarse "$URL"
-run_one "$LG_COARSE1" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency --pacing coarse --tick 1ms "$URL"
-run_one "$LG_LOW" 200 "$LOADGEN" -t1 -c1 -d"${DUR}s" -R200 --latency "$URL"
-run_one "$LG_LOW_COARSE" 200 "$LOADGEN" -t1 -c1 -d"${DUR}s" -R200 --latency --pacing coarse "$URL"
-run_one "$WRK_ONE" max "$WRK_BIN" -t1 -c1 -d"${DUR}s" --latency "$URL"
-run_one "$WRK_MAX" max "$WRK_BIN" -t1 -c50 -d"${DUR}s" --latency "$URL"
-run_one "$LG_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" --latency "$URL"
-run_one "$LG_1K" "$RATE" "$LOADGEN" -t1 -c1000 -d"${DUR}s" -R"$RATE" "$URL"
-run_one "$LG_10K" 2000 "$LOADGEN" -t1 -c10000 -d"${DUR}s" -R2000 --timeout 10s "$URL"
-if [[ -n "${WRK2:-}" ]]; then
-    [[ -x "$WRK2" ]] || die "WRK2=$WRK2 is not an executable"
-    run_one "$WRK2_OPEN" "$RATE" "$WRK2" -t1 -c50 -d"$((DUR > 15 ? DUR : 15))s" -R"$RATE" --latency "$URL"
-fi
-fi
-OHA_NOTE=""
-if [[ "${LUA_ONLY:-0}" == 1 ]]; then
-    OHA_NOTE="LUA_ONLY=1: the other runs were skipped."
-elif command -v oha >/dev/null 2>&1; then
-    run_one "$OHA" "$RATE" "$(command -v oha)" -z "${DUR}s" -c 50 -q "$RATE" --no-tui "$URL"
-else
-    OHA_NOTE="oha not on PATH: oha run skipped."
-fi
+# One round: every run once.
+run_all() {
+    run_one "$LG_OPEN" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency "$URL"
+    run_one "$LG_REQ" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency -s "$BENCH_LUA/request.lua" "$URL"
+    run_one "$LG_RESP" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency -s "$BENCH_LUA/response.lua" "$URL"
+    run_one "$WRK_REQ" max "$WRK_BIN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/request.lua" "$URL"
+    run_one "$WRK_RESP" max "$WRK_BIN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/response.lua" "$URL"
+    run_one "$LG_REQ_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/request.lua" "$URL"
+    run_one "$LG_RESP_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/response.lua" "$URL"
+    if [[ "${LUA_ONLY:-0}" != 1 ]]; then
+    run_one "$LG_COARSE" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency --pacing coarse "$URL"
+    run_one "$LG_COARSE1" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency --pacing coarse --tick 1ms "$URL"
+    run_one "$LG_LOW" 200 "$LOADGEN" -t1 -c1 -d"${DUR}s" -R200 --latency "$URL"
+    run_one "$LG_LOW_COARSE" 200 "$LOADGEN" -t1 -c1 -d"${DUR}s" -R200 --latency --pacing coarse "$URL"
+    run_one "$WRK_ONE" max "$WRK_BIN" -t1 -c1 -d"${DUR}s" --latency "$URL"
+    run_one "$WRK_MAX" max "$WRK_BIN" -t1 -c50 -d"${DUR}s" --latency "$URL"
+    run_one "$LG_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" --latency "$URL"
+    run_one "$LG_1K" "$RATE" "$LOADGEN" -t1 -c1000 -d"${DUR}s" -R"$RATE" "$URL"
+    run_one "$LG_10K" 2000 "$LOADGEN" -t1 -c10000 -d"${DUR}s" -R2000 --timeout 10s "$URL"
+    if [[ -n "${WRK2:-}" ]]; then
+        run_one "$WRK2_OPEN" "$RATE" "$WRK2" -t1 -c50 -d"$((DUR > 15 ? DUR : 15))s" -R"$RATE" --latency "$URL"
+    fi
+    fi
+    OHA_NOTE=""
+    if [[ "${LUA_ONLY:-0}" == 1 ]]; then
+        OHA_NOTE="LUA_ONLY=1: the other runs were skipped."
+    elif command -v oha >/dev/null 2>&1; then
+        run_one "$OHA" "$RATE" "$(command -v oha)" -z "${DUR}s" -c 50 -q "$RATE" --no-tui "$URL"
+    else
+        OHA_NOTE="oha not on PATH: oha run skipped."
+    fi
+}
+
+[[ -z "${WRK2:-}" || -x "$WRK2" ]] || die "WRK2=$WRK2 is not an executable"
+for ((ROUND = 1; ROUND <= REPEAT; ROUND++)); do
+    ((REPEAT == 1)) || log "round $ROUND of $REPEAT"
+    run_all
+done
+summarize
 
 # --------------------------------------------------------------------------
 # Report
@@ -405,14 +479,14 @@ cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/
 echo
 echo "## loadgen vs wrk — loopback, nginx 600 B static file"
 echo
-echo "$(date -u '+%Y-%m-%d %H:%M:%S UTC') · nproc $(nproc) · CPU: $cpu_model · kernel $(uname -r) · DUR=${DUR}s · nginx core $NGINX_CPU, generator core $GEN_CPU · $URL"
+echo "$(date -u '+%Y-%m-%d %H:%M:%S UTC') · nproc $(nproc) · CPU: $cpu_model · kernel $(uname -r) · DUR=${DUR}s · REPEAT=$REPEAT (medians) · nginx core $NGINX_CPU, generator core $GEN_CPU · $URL"
 echo
-echo "| run | target rate | achieved req/s | rate error % | CPU s / 100k req | CPU µs/req | syscalls/req | peak RSS MB | latency p50 µs | send lag p99 µs |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| run | target rate | achieved req/s | rate error % | CPU s / 100k req | CPU µs/req | CPU µs/req range | syscalls/req | peak RSS MB | latency p50 µs | send lag p99 µs |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for row in "${ROWS[@]}"; do
-    IFS='|' read -r name target req rate cpu_s rss sc_req p50 lag99 <<<"$row"
+    IFS='|' read -r name target req rate cpu_s rss sc_req p50 lag99 cpu_range <<<"$row"
     awk -v name="$name" -v target="$target" -v req="$req" -v rate="$rate" \
-        -v cpu="$cpu_s" -v rss="$rss" -v sc="$sc_req" -v p50="$p50" -v lag="$lag99" '
+        -v cpu="$cpu_s" -v rss="$rss" -v sc="$sc_req" -v p50="$p50" -v lag="$lag99" -v range="$cpu_range" '
         function num(x) { return x ~ /^[0-9]+(\.[0-9]+)?$/ }
         BEGIN {
             ach = num(rate) ? sprintf("%.0f", rate) : "NA"
@@ -422,7 +496,7 @@ for row in "${ROWS[@]}"; do
                 us = sprintf("%.2f", cpu * 1e6 / req)
             } else { per100k = "NA"; us = "NA" }
             mb = num(rss) ? sprintf("%.1f", rss / 1024) : "NA"
-            printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name, target, ach, err, per100k, us, sc, mb, p50, lag
+            printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name, target, ach, err, per100k, us, range, sc, mb, p50, lag
         }'
 done
 echo
