@@ -29,6 +29,17 @@ fn ms(us: f64) -> f64 {
     us / 1e3
 }
 
+/// Percentile `p` (e.g. `"p99"`), in ms, from the summary `loadgen serve` prints when it stops:
+/// `served N responses; service time p50 5.13ms, p90 …, max …`.
+fn delivered(summary: &str, p: &str) -> f64 {
+    summary
+        .split(&format!(" {p} "))
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .map(|v| ms(crate::common::time_us(v.trim())))
+        .unwrap_or_else(|| panic!("no {p} in {summary:?}"))
+}
+
 /// Constant service time: every response takes `--delay 5ms`. Truth: every request's latency is
 /// 5 ms + the loopback/base cost (tens to a few hundred µs), so p50 and p99 both lie just above
 /// 5 ms. Per connection the plan interval is 4/200 s = 20 ms > 5 ms, so no request waits for
@@ -58,13 +69,7 @@ fn constant_service_time() {
         (r.requests..=r.requests + 4).contains(&served),
         "{summary}\n{text}"
     );
-    let delivered = summary
-        .split("p50 ")
-        .nth(1)
-        .and_then(|t| t.split(',').next())
-        .map(crate::common::time_us)
-        .map(ms)
-        .unwrap_or_else(|| panic!("no p50 in {summary:?}"));
+    let delivered = delivered(&summary, "p50");
     assert!((5.0..6.5).contains(&delivered), "{summary}");
     assert!(
         (-0.05..0.5).contains(&(p50 - delivered)),
@@ -126,6 +131,14 @@ fn bimodal_slow_share() {
             "p{p} {got} ms, truth ≈ 20 ms\n{text}"
         );
     }
+    // Against what the server delivered: each connection's requests are 100 ms apart, so none
+    // waits for its predecessor and loadgen's p99 is the server's plus the way in and out.
+    let summary = s.stop();
+    let (got, truth) = (ms(r.p(99.0)), delivered(&summary, "p99"));
+    assert!(
+        (-0.05..1.0).contains(&(got - truth)),
+        "loadgen p99 {got} ms, server delivered {truth} ms\n{summary}\n{text}"
+    );
 }
 
 /// A server slower than the offered rate: `--capacity 400` serves one request at a time, each
