@@ -397,10 +397,11 @@ fn lua_login_flow_sends_no_request_without_a_token() {
 }
 
 /// A response that arrives while the generator is busy (here: in another connection's
-/// `response()`, which burns 30 ms once, at the 50th response, when the kernel's stamping is
+/// `response()`, which burns 100 ms once, at the 50th response, when the kernel's stamping is
 /// surely on) is timed by when it reached the socket, taken from the kernel's receive
 /// timestamp, not by when the busy thread got round to reading it. Timed by the read, the other
-/// connection's waiting response would show about 30 ms.
+/// connection's waiting response would show about 100 ms. (The limit, 50 ms, leaves room for
+/// the VM's own stalls: one of 16 ms failed a 30 ms/15 ms version of this test in CI.)
 #[test]
 fn busy_generator_does_not_add_to_the_latency_of_waiting_responses() {
     busy_generator_check(&[], &[]);
@@ -420,7 +421,7 @@ fn busy_generator_check(knobs: &[&str], flags: &[&str]) {
            n = n + 1\n  \
            if n == 50 then\n    \
              local t = wrk.time_us()\n    \
-             while wrk.time_us() - t < 30000 do end\n  \
+             while wrk.time_us() - t < 100000 do end\n  \
            end\nend\n",
     );
     let mut args = vec!["-t1", "-c2", "-d1s", "--latency", "-s"];
@@ -433,5 +434,5 @@ fn busy_generator_check(knobs: &[&str], flags: &[&str]) {
     let r = crate::common::parse(&text);
     assert!(r.requests > 100, "{text}");
     let max = r.p(100.0);
-    assert!(max < 15_000.0, "max latency {max}us\n{text}");
+    assert!(max < 50_000.0, "max latency {max}us\n{text}");
 }
