@@ -134,7 +134,10 @@ pub async fn drive<C: Connector, H: Hooks>(
         reader.clear();
         let mut intended = intended;
         let mut free = ctx.now();
-        let mut last_done = free;
+        let mut times = Times {
+            sent: free,
+            done: free,
+        };
         // How long this connection's last exchange took, ns.
         let mut took = 0u64;
         loop {
@@ -146,7 +149,6 @@ pub async fn drive<C: Connector, H: Hooks>(
                 let next = ctx.t0 + p.intended_ns(k + 1);
                 ctx.pacer.hold_awake_if_before(next, took)
             });
-            let began = ctx.now();
             let (next, sent) = exchange(
                 &ctx,
                 &mut io,
@@ -154,12 +156,12 @@ pub async fn drive<C: Connector, H: Hooks>(
                 &mut hooks,
                 intended,
                 free,
-                &mut last_done,
+                &mut times,
             )
             .await;
             // Pipelined requests (several in one write) use as many slots of the plan.
             k += sent;
-            took = last_done.saturating_sub(began);
+            took = times.done.saturating_sub(times.sent);
             drop(_awake);
             match next {
                 Next::Keep => {}
@@ -169,7 +171,7 @@ pub async fn drive<C: Connector, H: Hooks>(
             }
             // Free from the last response's last byte: time spent in the script's response()
             // after it is the generator's, and shows as send lag, not as server latency.
-            free = last_done;
+            free = times.done;
             // Think time (`delay()`): the connection is not free until it has passed, and the
             // next request is intended no earlier than that, so think time is never latency.
             let thought = match hooks.delay() {
@@ -251,6 +253,14 @@ async fn sleep_until(ctx: &ThreadCtx, at_ns: u64) {
     }
 }
 
+/// When a connection's latest request was sent and its latest response complete (ns since
+/// `t0`): `done` frees the connection; `done - sent` tells coarse pacing how long an exchange
+/// takes (`Pacer::hold_awake_if_before`).
+struct Times {
+    sent: u64,
+    done: u64,
+}
+
 /// Sends the request and reads its response(s), recording each and handing each to the
 /// script's `response()` when it has one. Returns what to do next and how many requests the
 /// write held (at least 1, so a failed slot is spent).
@@ -261,7 +271,7 @@ async fn exchange<S, H: Hooks>(
     hooks: &mut H,
     intended: u64,
     free: u64,
-    last_done: &mut u64,
+    times: &mut Times,
 ) -> (Next, u64)
 where
     S: rxtime::TimedRead + tokio::io::AsyncWrite,
@@ -274,6 +284,7 @@ where
         };
         let sent_at = Instant::now();
         let sent = ctx.now();
+        times.sent = sent;
         if io.write_all(&req.bytes).await.is_err() {
             ctx.error(|e| &mut e.write);
             return (Next::Reconnect, req.responses as u64);
@@ -294,7 +305,7 @@ where
             (Ok(Ok(_)), Some(at)) => at.saturating_sub(ctx.t0).max(sent).min(now),
             _ => now,
         };
-        *last_done = done;
+        times.done = done;
         {
             let mut stats = ctx.stats.borrow_mut();
             stats.bytes += bytes;
