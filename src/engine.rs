@@ -450,6 +450,7 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             addr,
             request,
             timeout: a.config.timeout,
+            timeout_ns: a.config.timeout.as_nanos().min(u64::MAX as u128) as u64,
             end_ns: a.config.duration.as_nanos() as u64,
             cut_ns: (a.config.duration + drain).as_nanos() as u64,
             cut: t0 + a.config.duration + drain,

@@ -176,7 +176,8 @@ pub struct ResponseReader {
     start: usize,
     /// End of valid bytes in `buf`.
     end: usize,
-    /// When the kernel received the bytes of the last read (CLOCK_MONOTONIC ns), if known.
+    /// When the kernel received the bytes of the last read (CLOCK_REALTIME ns, as the kernel
+    /// said: `rxtime::to_monotonic` converts it), if known.
     rx: Option<u64>,
 }
 
@@ -226,7 +227,7 @@ impl ResponseReader {
         self.rx = None;
     }
 
-    /// When the kernel received the bytes of the last read (CLOCK_MONOTONIC ns), if it said:
+    /// When the kernel received the bytes of the last read (CLOCK_REALTIME ns), if it said:
     /// for a response just read, the instant it was complete. Taken once.
     pub fn take_rx(&mut self) -> Option<u64> {
         self.rx.take()
@@ -271,9 +272,16 @@ impl ResponseReader {
         // Head.
         let (head, framing) = loop {
             if self.start < self.end {
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut resp = httparse::Response::new(&mut headers);
-                match resp.parse(&self.buf[self.start..self.end]) {
+                // Left uninitialised: httparse writes the headers it finds (zeroing 3 KB of
+                // header slots for every response would cost more than parsing it).
+                let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+                let mut resp = httparse::Response::new(&mut []);
+                let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                    &mut resp,
+                    &self.buf[self.start..self.end],
+                    &mut headers,
+                );
+                match parsed {
                     Ok(httparse::Status::Complete(len)) => {
                         let status = resp.code.unwrap_or(0);
                         let (head, framing) = interpret(&resp, head_request)?;

@@ -12,11 +12,15 @@ pub mod http1;
 pub mod rxtime;
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
+use tokio::time::Sleep;
 
 use crate::pacer::{mono_ns, Pacer};
 use crate::record::{Errors, Stats};
@@ -39,6 +43,8 @@ pub struct ThreadCtx {
     pub request: Request,
     /// Per-request timeout (from the send to the response's last byte) and connect timeout.
     pub timeout: Duration,
+    /// `timeout` in ns.
+    pub timeout_ns: u64,
     /// End of the run, ns since `t0`: no request is started at or after it.
     pub end_ns: u64,
     /// End of the drain period, ns since `t0` (open loop): requests planned before `end_ns`
@@ -100,6 +106,12 @@ pub async fn drive<C: Connector, H: Hooks>(
     // Coarse pacing skips idle ticks only while every live connection task sleeps.
     let _task = ctx.pacer.task();
     let mut reader = ResponseReader::new();
+    // The connection's response deadline: one timer for its whole life, moved later for each
+    // request (an atomic store in tokio's timer), instead of a timer registered and cancelled
+    // per request (each under the timer driver's lock).
+    let mut deadline = Box::pin(tokio::time::sleep_until(tokio::time::Instant::from(
+        ctx.cut,
+    )));
     let mut k: u64 = 0;
     loop {
         // Wait for the slot first, so that reconnecting never runs ahead of the plan.
@@ -154,6 +166,7 @@ pub async fn drive<C: Connector, H: Hooks>(
                 &mut io,
                 &mut reader,
                 &mut hooks,
+                deadline.as_mut(),
                 intended,
                 free,
                 &mut times,
@@ -261,14 +274,29 @@ struct Times {
     done: u64,
 }
 
+/// `fut`'s output, or `None` if `timer` expires first.
+async fn before<F: Future>(fut: F, mut timer: Pin<&mut Sleep>) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
 /// Sends the request and reads its response(s), recording each and handing each to the
-/// script's `response()` when it has one. Returns what to do next and how many requests the
-/// write held (at least 1, so a failed slot is spent).
+/// script's `response()` when it has one; `timer` is the connection's deadline timer, set here
+/// for this request. Returns what to do next and how many requests the write held (at least
+/// 1, so a failed slot is spent).
+#[allow(clippy::too_many_arguments)]
 async fn exchange<S, H: Hooks>(
     ctx: &ThreadCtx,
     io: &mut S,
     reader: &mut ResponseReader,
     hooks: &mut H,
+    mut timer: Pin<&mut Sleep>,
     intended: u64,
     free: u64,
     times: &mut Times,
@@ -276,33 +304,39 @@ async fn exchange<S, H: Hooks>(
 where
     S: rxtime::TimedRead + tokio::io::AsyncWrite,
 {
-    let (sent_at, sent, responses, head) = {
+    let (sent, responses, head) = {
         let req = match hooks.request() {
             Ok(Some(r)) => r,
             Ok(None) => &ctx.request,
             Err(Stop) => return (Next::Stop, 1),
         };
-        let sent_at = Instant::now();
         let sent = ctx.now();
         times.sent = sent;
         if io.write_all(&req.bytes).await.is_err() {
             ctx.error(|e| &mut e.write);
             return (Next::Reconnect, req.responses as u64);
         }
-        (sent_at, sent, req.responses, req.head)
+        (sent, req.responses, req.head)
     };
-    let deadline = tokio::time::Instant::from((sent_at + ctx.timeout).min(ctx.cut));
+    // The deadline, from the send time already read: `cut` less what lies between.
+    let deadline_ns = sent.saturating_add(ctx.timeout_ns).min(ctx.cut_ns);
+    let deadline = ctx.cut - Duration::from_nanos(ctx.cut_ns - deadline_ns);
+    timer.as_mut().reset(tokio::time::Instant::from(deadline));
     let mut keep = true;
     let n = responses as u64;
     for i in 0..responses {
         let mut bytes = 0u64;
         let read = reader.read_response(io, head, &mut bytes, hooks.sink());
-        let res = tokio::time::timeout_at(deadline, read).await;
-        let now = ctx.now();
+        let res = before(read, timer.as_mut()).await;
+        let now_abs = mono_ns();
+        let now = now_abs.saturating_sub(ctx.t0);
         // The response was complete when its last bytes reached the socket, if the kernel
         // said when (rxtime); not when this thread got round to reading it.
         let done = match (&res, reader.take_rx()) {
-            (Ok(Ok(_)), Some(at)) => at.saturating_sub(ctx.t0).max(sent).min(now),
+            (Some(Ok(_)), Some(at)) => match rxtime::to_monotonic(at, now_abs) {
+                Some(at) => at.saturating_sub(ctx.t0).max(sent).min(now),
+                None => now,
+            },
             _ => now,
         };
         times.done = done;
@@ -310,15 +344,15 @@ where
             let mut stats = ctx.stats.borrow_mut();
             stats.bytes += bytes;
             match res {
-                Ok(Ok(head)) => {
+                Some(Ok(head)) => {
                     stats.record(intended, free, sent, done, head.status);
                     keep &= !head.close;
                 }
-                Ok(Err(_)) => {
+                Some(Err(_)) => {
                     stats.error(done, |e| &mut e.read);
                     return (Next::Reconnect, n);
                 }
-                Err(_) if done >= ctx.cut_ns => {
+                None if done >= ctx.cut_ns => {
                     // The drain period is over: this and the rest of the write's requests
                     // are unfinished.
                     for _ in i..responses {
@@ -326,7 +360,7 @@ where
                     }
                     return (Next::Cut, n);
                 }
-                Err(_) => {
+                None => {
                     stats.error(done, |e| &mut e.timeout);
                     return (Next::Reconnect, n);
                 }

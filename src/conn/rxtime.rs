@@ -33,8 +33,9 @@ use crate::pacer::mono_ns;
 
 /// A stream whose reads can say when the kernel received the bytes they returned.
 pub trait TimedRead: AsyncRead + Unpin {
-    /// Reads into `buf` like `AsyncRead::read`; also returns when the kernel received the last
-    /// byte read (CLOCK_MONOTONIC ns), when it knows. The default knows nothing.
+    /// Reads into `buf` like `AsyncRead::read`; also returns the kernel's receive timestamp of
+    /// the last byte read, as it gave it (CLOCK_REALTIME ns: [`to_monotonic`] converts it),
+    /// when it knows. The default knows nothing.
     fn read_timed<'a>(
         &'a mut self,
         buf: &'a mut [u8],
@@ -55,7 +56,8 @@ impl TimedRead for TlsStream<Stamped> {
 /// receive timestamp of what it returned.
 pub struct Stamped {
     tcp: TcpStream,
-    /// When the bytes of the latest read arrived (CLOCK_MONOTONIC ns), if known.
+    /// When the bytes of the latest read arrived (CLOCK_REALTIME ns, as the kernel said), if
+    /// known.
     last: Option<u64>,
     /// Where [`Stamped::publishing`] shares each read's arrival time (0: not known).
     sink: Option<Arc<AtomicU64>>,
@@ -98,7 +100,8 @@ impl AsyncRead for Stamped {
                         this.last = at;
                     }
                     if let (Some(sink), true) = (&this.sink, n > 0) {
-                        sink.store(at.unwrap_or(0), Ordering::Relaxed);
+                        let mono = at.and_then(|at| to_monotonic(at, mono_ns()));
+                        sink.store(mono.unwrap_or(0), Ordering::Relaxed);
                     }
                     return Poll::Ready(Ok(()));
                 }
@@ -189,7 +192,7 @@ pub fn enable(s: &TcpStream) -> bool {
 struct Control([u8; 64]);
 
 /// One non-blocking `recvmsg` into `buf`, returning the byte count and the receive time of the
-/// last packet read (CLOCK_MONOTONIC ns) if the kernel attached one.
+/// last packet read (CLOCK_REALTIME ns, as the kernel gives it) if the kernel attached one.
 fn recv(fd: libc::c_int, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr() as *mut libc::c_void,
@@ -215,7 +218,9 @@ fn recv(fd: libc::c_int, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPING {
                 let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
-                at = to_monotonic(ts);
+                if ts.tv_sec > 0 {
+                    at = Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+                }
             }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
@@ -223,27 +228,52 @@ fn recv(fd: libc::c_int, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
     Ok((n as usize, at))
 }
 
-/// Converts a CLOCK_REALTIME software timestamp to CLOCK_MONOTONIC ns by its age: how long
-/// before now (on the real-time clock) it was taken, subtracted from the monotonic now. Both
-/// clocks are read through the vDSO; an NTP step between packet and read would only make the
-/// age implausible, which the caller checks.
-fn to_monotonic(ts: libc::timespec) -> Option<u64> {
-    if ts.tv_sec == 0 && ts.tv_nsec == 0 {
+/// How often each thread re-reads the offset between CLOCK_REALTIME and CLOCK_MONOTONIC, ns.
+/// The offset moves only when NTP slews the real-time clock (at most 500 ppm: 0.5 µs a
+/// millisecond) or steps it (which [`to_monotonic`] notices).
+const OFFSET_REFRESH_NS: u64 = 1_000_000;
+
+thread_local! {
+    /// This thread's latest (CLOCK_MONOTONIC ns when read, CLOCK_REALTIME − CLOCK_MONOTONIC ns).
+    static OFFSET: std::cell::Cell<(u64, i128)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// Converts a kernel receive timestamp (CLOCK_REALTIME ns) to CLOCK_MONOTONIC ns, given the
+/// monotonic `now` (which the caller reads anyway, to time the read). The offset between the
+/// clocks is cached per thread and re-read once a millisecond, so a response costs no clock
+/// reads of its own. `None` when the result is implausible (in the future, or more than 1000 s
+/// old: the real-time clock was stepped since the packet came); the caller then times the
+/// response by `now`.
+pub fn to_monotonic(real_ns: u64, now: u64) -> Option<u64> {
+    let (read_at, mut offset) = OFFSET.get();
+    if read_at == 0 || now.wrapping_sub(read_at) > OFFSET_REFRESH_NS {
+        offset = real_minus_mono();
+        OFFSET.set((mono_ns(), offset));
+    }
+    let mono = real_ns as i128 - offset;
+    let age = now as i128 - mono;
+    // 1 µs of tolerance for the offset's own reading error.
+    if !(-1_000..1_000_000_000_000).contains(&age) {
+        // Maybe the clock was stepped within the last millisecond: read the offset again.
+        OFFSET.set((0, 0));
         return None;
     }
-    let mut now = libc::timespec {
+    Some(mono.min(now as i128).max(0) as u64)
+}
+
+/// CLOCK_REALTIME − CLOCK_MONOTONIC now, ns: the real-time clock read between two monotonic
+/// reads, against their midpoint.
+fn real_minus_mono() -> i128 {
+    let mut real = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
+    let before = mono_ns();
     // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
-    let mono = mono_ns();
-    let real = |t: &libc::timespec| t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
-    let age = real(&now) - real(&ts);
-    if !(0..1_000_000_000_000).contains(&age) {
-        return None;
-    }
-    mono.checked_sub(age as u64)
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut real) };
+    let after = mono_ns();
+    let real = real.tv_sec as i128 * 1_000_000_000 + real.tv_nsec as i128;
+    real - (before as i128 + after as i128) / 2
 }
 
 #[cfg(test)]
@@ -275,7 +305,7 @@ mod tests {
                 let (n, at) = c.read_timed(&mut buf).await.unwrap();
                 let read = mono_ns();
                 assert_eq!(&buf[..n], b"hello");
-                if let Some(at) = at {
+                if let Some(at) = at.and_then(|at| to_monotonic(at, read)) {
                     stamped = Some((sent, at, read));
                     break;
                 }
