@@ -86,13 +86,15 @@ pub struct RunArgs {
     /// Total requests per second (open loop, e.g. 10k); without it, closed loop at full speed
     #[arg(short = 'R', long = "rate", value_name = "N")]
     pub rate: Option<String>,
-    /// How requests wait for their intended send time: precise (timerfd, microseconds) or
+    /// How requests wait for their intended send time: precise (timerfd, microseconds),
     /// coarse (the thread wakes once per --tick: a third of the CPU; requests leave in
-    /// per-tick batches, up to a tick early, timed from their actual send)
-    #[arg(long = "pacing", value_name = "MODE", default_value = "precise", value_parser = ["precise", "coarse"])]
+    /// per-tick batches, up to a tick early, timed from their actual send), or auto: coarse
+    /// when a thread's share of -R puts 4 or more requests in each tick (8000 req/s a thread
+    /// at 500us), else precise
+    #[arg(long = "pacing", value_name = "MODE", default_value = "auto", value_parser = ["auto", "precise", "coarse"])]
     pub pacing: String,
     /// Coarse pacing's tick, 100us to 10ms: longer costs less CPU, but each tick's requests
-    /// reach the server as one larger burst [default: 500us]
+    /// reach the server as one larger burst; with --pacing auto, implies coarse [default: 500us]
     #[arg(long = "tick", value_name = "T")]
     pub tick: Option<String>,
     /// With pipelining, time whole batches (accepted for wrk2 compatibility; loadgen always
@@ -293,15 +295,10 @@ impl RunArgs {
             }
             c.rate = Some(RateProfile::Constant(rate));
         }
-        c.pacing = if self.pacing == "coarse" {
-            Pacing::Coarse
-        } else {
-            Pacing::Precise
-        };
         if let Some(t) = &self.tick {
-            if c.pacing != Pacing::Coarse {
+            if self.pacing == "precise" {
                 return Err(Error::Usage(
-                    "--tick: only with --pacing coarse (precise pacing has no tick)".into(),
+                    "--tick: not with --pacing precise (precise pacing has no tick)".into(),
                 ));
             }
             let d = duration(t, "--tick")?;
@@ -312,6 +309,15 @@ impl RunArgs {
             }
             c.tick = d;
         }
+        c.pacing = match (self.pacing.as_str(), &c.rate) {
+            ("coarse", _) => Pacing::Coarse,
+            ("precise", _) | (_, None) => Pacing::Precise,
+            // auto: a tick given asks for ticks.
+            (_, Some(_)) if self.tick.is_some() => Pacing::Coarse,
+            (_, Some(RateProfile::Constant(rate))) => {
+                Pacing::auto(*rate, c.threads, c.connections, c.tick)
+            }
+        };
         c.headers = self
             .headers
             .iter()
@@ -404,5 +410,45 @@ mod tests {
         assert!(msg(&["ftp://h/"]).contains("unsupported scheme"));
         assert!(msg(&["-H", "nocolon", "http://h/"]).contains("Name: value"));
         assert!(msg(&["--body-file", "/nonexistent/x", "http://h/"]).contains("cannot read"));
+    }
+
+    /// `--pacing auto` (the default) picks coarse pacing once the busiest thread's share of the
+    /// rate puts 4 requests in a tick; an explicit mode or tick decides instead.
+    #[test]
+    fn auto_pacing_turns_coarse_at_four_requests_per_tick() {
+        let pacing = |args: &[&str]| {
+            let mut v = args.to_vec();
+            v.push("http://h/");
+            cfg(&v).unwrap().pacing
+        };
+        // 20000/s on one thread: 10 requests per 500 µs tick.
+        assert_eq!(pacing(&["-t1", "-c50", "-R20000"]), Pacing::Coarse);
+        // 200/s: one request every 10 ticks.
+        assert_eq!(pacing(&["-t1", "-c1", "-R200"]), Pacing::Precise);
+        // 8000/s a thread is exactly 4 per tick; 7999 is under.
+        assert_eq!(pacing(&["-t2", "-c10", "-R16000"]), Pacing::Coarse);
+        assert_eq!(pacing(&["-t2", "-c10", "-R15998"]), Pacing::Precise);
+        // The busiest thread decides: 3 connections on 2 threads, 2 of them on thread 0.
+        assert_eq!(pacing(&["-t2", "-c3", "-R12000"]), Pacing::Coarse);
+        // A longer tick holds more requests.
+        assert_eq!(pacing(&["-t1", "-R4000", "--tick", "1ms"]), Pacing::Coarse);
+        assert_eq!(
+            pacing(&["-t1", "-R2000", "--pacing", "auto"]),
+            Pacing::Precise
+        );
+        assert_eq!(pacing(&["-t1", "-R100", "--tick", "1ms"]), Pacing::Coarse);
+        assert_eq!(
+            pacing(&["-t1", "-R20000", "--pacing", "precise"]),
+            Pacing::Precise
+        );
+        assert_eq!(
+            pacing(&["-t1", "-R100", "--pacing", "coarse"]),
+            Pacing::Coarse
+        );
+        let err = cfg(&["-R100", "--pacing", "precise", "--tick", "1ms", "http://h/"]);
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .contains("not with --pacing precise"));
     }
 }

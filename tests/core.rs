@@ -132,8 +132,15 @@ fn usage_errors_exit_2_with_one_line() {
         (&["--bogus", "http://127.0.0.1:1/"], "--bogus"),
         (&["-c", "ten", "http://127.0.0.1:1/"], "invalid number"),
         (
-            &["-R100", "--tick", "1ms", "http://127.0.0.1:1/"],
-            "only with --pacing coarse",
+            &[
+                "-R100",
+                "--pacing",
+                "precise",
+                "--tick",
+                "1ms",
+                "http://127.0.0.1:1/",
+            ],
+            "not with --pacing precise",
         ),
         (
             &[

@@ -188,9 +188,17 @@ pub fn write_report(w: &mut impl Write, s: &Summary) -> io::Result<()> {
     writeln!(w, "Transfer/sec: {:>10}B", format_binary(bps))?;
     if (c.latency || c.u_latency) && c.rate.is_some() && !st.send_lag.is_empty() {
         let l = &st.send_lag;
+        // Which pacing ran (`--pacing auto` chooses): coarse pacing sends up to a tick early.
+        let pacing = match c.pacing {
+            crate::config::Pacing::Precise => "precise pacing".to_string(),
+            crate::config::Pacing::Coarse => format!(
+                "coarse pacing, {} tick",
+                format_time_us(c.tick.as_nanos() as f64 / 1000.0)
+            ),
+        };
         writeln!(
             w,
-            "Send lag:     p50 {}, p99 {}, max {} (actual − planned send time)",
+            "Send lag:     p50 {}, p99 {}, max {} (actual − planned send time; {pacing})",
             format_time_us(l.value_at_quantile(0.5) as f64),
             format_time_us(l.value_at_quantile(0.99) as f64),
             format_time_us(l.max() as f64)
