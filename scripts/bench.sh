@@ -409,8 +409,10 @@ summarize() {
     done
 }
 
+# The default pacing is auto: coarse at -t1 -R20000 (10 requests per 500 µs tick), precise at
+# -R200 and -R2000.
 LG_OPEN="loadgen -t1 -c50 -R$RATE"
-LG_COARSE="loadgen -t1 -c50 -R$RATE --pacing coarse"
+LG_PRECISE="loadgen -t1 -c50 -R$RATE --pacing precise"
 LG_COARSE1="loadgen -t1 -c50 -R$RATE --pacing coarse --tick 1ms"
 LG_LOW="loadgen -t1 -c1 -R200"
 LG_LOW_COARSE="loadgen -t1 -c1 -R200 --pacing coarse"
@@ -440,7 +442,7 @@ run_all() {
     run_one "$LG_REQ_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/request.lua" "$URL"
     run_one "$LG_RESP_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/response.lua" "$URL"
     if [[ "${LUA_ONLY:-0}" != 1 ]]; then
-    run_one "$LG_COARSE" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency --pacing coarse "$URL"
+    run_one "$LG_PRECISE" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency --pacing precise "$URL"
     run_one "$LG_COARSE1" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency --pacing coarse --tick 1ms "$URL"
     run_one "$LG_LOW" 200 "$LOADGEN" -t1 -c1 -d"${DUR}s" -R200 --latency "$URL"
     run_one "$LG_LOW_COARSE" 200 "$LOADGEN" -t1 -c1 -d"${DUR}s" -R200 --latency --pacing coarse "$URL"
@@ -510,18 +512,17 @@ echo "- $LG_RESP ÷ $LG_OPEN: $(ratio "$LG_RESP" "$LG_OPEN") (target <= 2)"
 echo "- $LG_REQ_MAX ÷ $WRK_REQ: $(ratio "$LG_REQ_MAX" "$WRK_REQ")"
 echo "- $LG_RESP_MAX ÷ $WRK_RESP: $(ratio "$LG_RESP_MAX" "$WRK_RESP")"
 echo "- $LG_OPEN ÷ $WRK_MAX: $(ratio "$LG_OPEN" "$WRK_MAX")"
-echo "- $LG_COARSE ÷ $WRK_MAX: $(ratio "$LG_COARSE" "$WRK_MAX")"
+echo "- $LG_PRECISE ÷ $WRK_MAX: $(ratio "$LG_PRECISE" "$WRK_MAX")"
 echo "- $LG_MAX ÷ $WRK_MAX: $(ratio "$LG_MAX" "$WRK_MAX")"
 echo "- $LG_1K ÷ $WRK_MAX: $(ratio "$LG_1K" "$WRK_MAX")"
 if [[ -n "${CPU_US[$WRK2_OPEN]:-}" ]]; then
     echo "- $LG_OPEN ÷ $WRK2_OPEN (same rate): $(ratio "$LG_OPEN" "$WRK2_OPEN")"
-    echo "- $LG_COARSE ÷ $WRK2_OPEN (same rate): $(ratio "$LG_COARSE" "$WRK2_OPEN")"
+    echo "- $LG_PRECISE ÷ $WRK2_OPEN (same rate): $(ratio "$LG_PRECISE" "$WRK2_OPEN")"
     echo "- $LG_COARSE1 ÷ $WRK2_OPEN (same rate): $(ratio "$LG_COARSE1" "$WRK2_OPEN")"
 fi
 if [[ -n "${CPU_US[$OHA]:-}" ]]; then
     echo "- $OHA ÷ $WRK_MAX: $(ratio "$OHA" "$WRK_MAX")"
     echo "- $LG_OPEN ÷ $OHA (same rate): $(ratio "$LG_OPEN" "$OHA")"
-    echo "- $LG_COARSE ÷ $OHA (same rate): $(ratio "$LG_COARSE" "$OHA")"
 fi
 echo
 echo "Notes: CPU = generator user+sys from /usr/bin/time. syscalls/req: counted with"
