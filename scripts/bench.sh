@@ -265,6 +265,8 @@ parse_p50() {
         ($1 == "50.000%" || $1 == "50%") && !done { printf "%.0f", us($2); done = 1 }
         # oha: "  50.00% in 0.1485 ms"
         $1 == "50.00%" && $2 == "in" && !done { printf "%.0f", us($3 $4); done = 1 }
+        # scripts/probe.py: "p50 83.1 us, p90 ..."
+        $1 == "p50" && $3 == "us," && !done { printf "%.0f", $2; done = 1 }
         END { if (!done) print "NA" }' "$1"
 }
 
@@ -361,6 +363,26 @@ run_one() {
     V_LAG[$name]+=" $lag99"
 }
 
+# run_probe <name>: scripts/probe.py's unloaded latency (one connection, one GET every 5 ms,
+# busy-polled), the reference for the light-load p50s. Only its p50 column is filled.
+run_probe() {
+    local name=$1
+    local tag=${name//[^A-Za-z0-9]/_}_r$ROUND
+    local out=$RAW/$tag.out
+    log "run '$name'"
+    taskset -c "$GEN_CPU" python3 "$SCRIPT_DIR/probe.py" "$URL" $((DUR * 100)) 5 >"$out" 2>&1 ||
+        warn "'$name' failed (see $out)"
+    [[ -n "${V_TARGET[$name]+x}" ]] || ORDER+=("$name")
+    V_TARGET[$name]="—"
+    V_REQ[$name]+=" -"
+    V_RATE[$name]+=" -"
+    V_CPUUS[$name]+=" -"
+    V_RSS[$name]+=" -"
+    V_SC[$name]+=" -"
+    V_P50[$name]+=" $(parse_p50 "$out")"
+    V_LAG[$name]+=" -"
+}
+
 # median <values...>: the median of the numeric ones (the lower middle for an even count),
 # or the first value when none is numeric ("NA", "-").
 median() {
@@ -409,11 +431,12 @@ summarize() {
     done
 }
 
-# The default pacing is auto: coarse at -t1 -R20000 (10 requests per 500 µs tick), precise at
+# The default pacing is auto: coarse at -t1 -R20000 (15 requests per 750 µs tick), precise at
 # -R200 and -R2000.
 LG_OPEN="loadgen -t1 -c50 -R$RATE"
 LG_PRECISE="loadgen -t1 -c50 -R$RATE --pacing precise"
-LG_COARSE1="loadgen -t1 -c50 -R$RATE --pacing coarse --tick 1ms"
+LG_COARSE1="loadgen -t1 -c50 -R$RATE --tick 500us"
+PROBE="probe.py: 1 connection, a GET every 5 ms (unloaded)"
 LG_LOW="loadgen -t1 -c1 -R200"
 LG_LOW_COARSE="loadgen -t1 -c1 -R200 --pacing coarse"
 WRK_ONE="wrk -t1 -c1 (max)"
@@ -443,7 +466,8 @@ run_all() {
     run_one "$LG_RESP_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/response.lua" "$URL"
     if [[ "${LUA_ONLY:-0}" != 1 ]]; then
     run_one "$LG_PRECISE" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency --pacing precise "$URL"
-    run_one "$LG_COARSE1" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency --pacing coarse --tick 1ms "$URL"
+    run_one "$LG_COARSE1" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency --tick 500us "$URL"
+    if command -v python3 >/dev/null 2>&1; then run_probe "$PROBE"; fi
     run_one "$LG_LOW" 200 "$LOADGEN" -t1 -c1 -d"${DUR}s" -R200 --latency "$URL"
     run_one "$LG_LOW_COARSE" 200 "$LOADGEN" -t1 -c1 -d"${DUR}s" -R200 --latency --pacing coarse "$URL"
     run_one "$WRK_ONE" max "$WRK_BIN" -t1 -c1 -d"${DUR}s" --latency "$URL"
@@ -531,8 +555,10 @@ if ((USE_PERF)); then
 else
     echo "\`strace -c -f\` in a separate run with the same flags (strace slows the generator)."
 fi
-echo "latency p50: the report's median (corrected with -R; wrk -c1 closed loop is the true"
-echo "unloaded service latency). send lag p99: loadgen's own lag behind its plan."
+echo "latency p50: the report's median (corrected with -R). The reference is probe.py's p50:"
+echo "one connection, a request every 5 ms to an otherwise idle server (the single-connection"
+echo "low-load latency); wrk -c1 runs back to back, so the server never idles (lower)."
+echo "send lag p99: loadgen's own lag behind its plan."
 echo "wrk runs closed loop at its own maximum."
 [[ -z "${WRK2:-}" ]] || echo "wrk2: $WRK2 (built by hand), at the same -R."
 [[ -z "$OHA_NOTE" ]] || echo "$OHA_NOTE"

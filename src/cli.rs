@@ -89,12 +89,12 @@ pub struct RunArgs {
     /// How requests wait for their intended send time: precise (timerfd, microseconds),
     /// coarse (the thread wakes once per --tick: a third of the CPU; requests leave in
     /// per-tick batches, up to a tick early, timed from their actual send), or auto: coarse
-    /// when a thread's share of -R puts 4 or more requests in each tick (8000 req/s a thread
-    /// at 500us), else precise
+    /// when a thread's share of -R puts 4 or more requests in each tick (5334 req/s a thread
+    /// at 750us), else precise
     #[arg(long = "pacing", value_name = "MODE", default_value = "auto", value_parser = ["auto", "precise", "coarse"])]
     pub pacing: String,
     /// Coarse pacing's tick, 100us to 10ms: longer costs less CPU, but each tick's requests
-    /// reach the server as one larger burst; with --pacing auto, implies coarse [default: 500us]
+    /// reach the server as one larger burst; with --pacing auto, implies coarse [default: 750us]
     #[arg(long = "tick", value_name = "T")]
     pub tick: Option<String>,
     /// With pipelining, time whole batches (accepted for wrk2 compatibility; loadgen always
@@ -421,15 +421,16 @@ mod tests {
             v.push("http://h/");
             cfg(&v).unwrap().pacing
         };
-        // 20000/s on one thread: 10 requests per 500 µs tick.
+        // 20000/s on one thread: 15 requests per 750 µs tick.
         assert_eq!(pacing(&["-t1", "-c50", "-R20000"]), Pacing::Coarse);
-        // 200/s: one request every 10 ticks.
+        // 200/s: one request every 6.7 ticks.
         assert_eq!(pacing(&["-t1", "-c1", "-R200"]), Pacing::Precise);
-        // 8000/s a thread is exactly 4 per tick; 7999 is under.
-        assert_eq!(pacing(&["-t2", "-c10", "-R16000"]), Pacing::Coarse);
-        assert_eq!(pacing(&["-t2", "-c10", "-R15998"]), Pacing::Precise);
-        // The busiest thread decides: 3 connections on 2 threads, 2 of them on thread 0.
-        assert_eq!(pacing(&["-t2", "-c3", "-R12000"]), Pacing::Coarse);
+        // 6000/s a thread is 4.5 per tick; 5000 is 3.75.
+        assert_eq!(pacing(&["-t2", "-c10", "-R12000"]), Pacing::Coarse);
+        assert_eq!(pacing(&["-t2", "-c10", "-R10000"]), Pacing::Precise);
+        // The busiest thread decides: 3 connections on 2 threads, 2 of them on thread 0
+        // (6000/s of 9000).
+        assert_eq!(pacing(&["-t2", "-c3", "-R9000"]), Pacing::Coarse);
         // A longer tick holds more requests.
         assert_eq!(pacing(&["-t1", "-R4000", "--tick", "1ms"]), Pacing::Coarse);
         assert_eq!(

@@ -165,7 +165,7 @@ pub enum Pacing {
     /// `timerfd_settime`) per request at high rates.
     #[default]
     Precise,
-    /// Each worker thread wakes once per tick (`--tick`, 500 µs by default: `Pacer::ticks`),
+    /// Each worker thread wakes once per tick (`--tick`, 750 µs by default: `Pacer::ticks`),
     /// releases the requests due before the next tick (up to a tick early, never late, so no timer slack is
     /// latency) and handles every response that arrived meanwhile, timed by its kernel receive
     /// timestamp: a third of precise pacing's CPU, but the server sees per-tick bursts.

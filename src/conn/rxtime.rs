@@ -281,6 +281,32 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
+    /// Real-time stamps convert to the monotonic clock by the cached offset; a stamp from the
+    /// future (a stepped clock) is refused.
+    #[test]
+    fn converts_real_time_stamps() {
+        let real_now = || {
+            let mut t = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: clock_gettime writes into the timespec we own.
+            unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut t) };
+            t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+        };
+        for _ in 0..3 {
+            let real = real_now();
+            let now = mono_ns();
+            let at = to_monotonic(real - 5_000_000, now).expect("a plausible stamp");
+            let age = now - at;
+            assert!((4_900_000..5_100_000).contains(&age), "{age}");
+            assert_eq!(to_monotonic(real + 1_000_000_000, now), None);
+            // Not newer than `now`, whatever the offset's reading error.
+            assert!(to_monotonic(real, now).unwrap() <= now);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
     /// A response that waits in the socket is timed by its arrival, not by the late read.
     #[test]
     fn read_reports_when_the_bytes_arrived() {

@@ -31,12 +31,16 @@ impl Drop for Awake<'_> {
 /// Coarse pacing: the longest an idle thread sleeps between ticks, ns (see [`Pacer::ticks`]).
 const MAX_IDLE_NS: u64 = 20_000_000;
 
-/// Coarse pacing's default tick (`--tick`). Measured at `-t1 -c50 -R20000 --pacing coarse`
-/// against nginx (8 s runs, 3 each), tick → p50, CPU per request: 1 ms → 104–109 µs,
-/// 7.3–7.8 µs; 500 µs → 72–83 µs, 8.1–8.9 µs; 250 µs → 55–68 µs, 9.9–11.1 µs. Each tick's
-/// requests reach the server as one burst, which it queues; half a millisecond keeps that
-/// queueing under the base latency while the wake-ups stay well under one per request.
-pub const DEFAULT_TICK_NS: u64 = 500_000;
+/// Coarse pacing's default tick (`--tick`). Each tick costs the generator a wake-up and the
+/// server one (about 35 µs of the generator's CPU in this VM), and each tick's requests reach
+/// the server as one burst, which it queues. Measured at `-t1 -c50 -R20000 --pacing coarse`
+/// against nginx, interleaved with wrk2 at the same rate (8 s runs, 5 rounds, medians), tick →
+/// p50, CPU per request: 500 µs → 76 µs, 8.61 µs (0.57× wrk2's); 750 µs → 100 µs, 7.70 µs
+/// (0.51×); 1 ms → 119 µs, 7.99 µs (0.53×); with `perf` counting system calls in the same
+/// runs the ratios rise (500 µs: 0.60–0.68×). The unloaded, single-connection p50 is
+/// 76–102 µs (`scripts/probe.py`). 750 µs keeps p50 near the unloaded latency and the CPU
+/// under 0.6× wrk2's with a margin, at 2.14 system calls per request (500 µs: 2.21).
+pub const DEFAULT_TICK_NS: u64 = 750_000;
 
 impl Pacer {
     /// Counts a connection task as alive on this thread (for coarse pacing's idle ticks,

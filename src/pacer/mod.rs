@@ -417,7 +417,7 @@ mod tests {
     }
 
     /// An idle coarse thread skips the ticks with nothing due: two sleepers 15 ms apart take
-    /// a handful of wake-ups, not one per 500 µs tick (about 40).
+    /// a handful of wake-ups, not one per tick (20 at 750 µs).
     #[test]
     fn ticked_skips_the_ticks_with_nothing_due() {
         let (woke, wakes) = sleepers_with(true, false, &[(0, 5_000_000), (1, 20_000_000)]);
