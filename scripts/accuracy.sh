@@ -6,8 +6,10 @@
 # the truth at p50/p90/p99/p99.9 and prints loadgen's corrected and uncorrected percentiles and
 # the error of the corrected one. Each pathology is also run with wrk (Debian's, closed loop:
 # `wrk -t1 -c<same> -d<same> --latency`) to show what a closed-loop tool reports. Finally the
-# light-load baseline from issue 5: the single-connection low-load p50 (wrk -c1) against
-# loadgen's p50 and send lag at -R 200 -c 1 and -R 20000 -c 50. Loopback only.
+# light-load baseline from issue 5: the single-connection low-load p50 (scripts/probe.py: a
+# request every 5 ms, busy-polled; wrk -c1 for comparison) against loadgen's p50 and send lag at
+# -R 200 -c 1 and -R 20000 -c 50 (auto pacing, which is coarse there, and precise). Loopback
+# only.
 #
 # Env: DUR (seconds per run, default 10), SKIP_BUILD=1 (use the existing release binary),
 #      OUT (raw output directory, default a fresh one under /tmp).
@@ -76,8 +78,9 @@ pathology bimodal 50 500 -- --slow-share 0.1 --slow-delay 20ms
 pathology capacity 50 500 -- --capacity 400
 
 # Light-load baseline (issue 5): true p50 from one connection at low load vs loadgen's p50.
-echo "== baseline: wrk -c1, loadgen -R200 -c1, loadgen -R20000 -c50" >&2
+echo "== baseline: probe.py, wrk -c1, loadgen -R200 -c1, loadgen -R20000 -c50" >&2
 start_server baseline
+taskset -c 1 python3 scripts/probe.py "$URL" 1000 5 >"$OUT/baseline.probe.txt"
 taskset -c 1 wrk -t1 -c1 -d5s --latency "$URL" >"$OUT/baseline.wrk-c1.txt"
 # The truth at the same light load: wrk closed loop on one connection with 5 ms of think time
 # (~190 req/s) measures only its own send-to-response time, with the server as idle between
@@ -88,7 +91,7 @@ taskset -c 1 wrk -t1 -c1 -d5s --latency -s "$THINK" "$URL" >"$OUT/baseline.wrk-c
 rm -f "$THINK"
 taskset -c 1 "$BIN" -t1 -c1 -R200 -d5s --latency "$URL" >"$OUT/baseline.R200-c1.txt"
 taskset -c 1 "$BIN" -t1 -c50 -R20000 -d5s --latency "$URL" >"$OUT/baseline.R20000-c50.txt"
-taskset -c 1 "$BIN" -t1 -c50 -R20000 -d5s --latency --pacing coarse "$URL" >"$OUT/baseline.R20000-c50-coarse.txt"
+taskset -c 1 "$BIN" -t1 -c50 -R20000 -d5s --latency --pacing precise "$URL" >"$OUT/baseline.R20000-c50-precise.txt"
 stop_server
 
 DUR="$DUR" OUT="$OUT" python3 - <<'PY'
@@ -189,14 +192,18 @@ print("Light-load baseline (built-in server, no delay):")
 w1 = wrk("baseline.wrk-c1.txt")
 print(f"| run | p50 | p99 | send lag |")
 print("|---|---|---|---|")
-print(f"| wrk -t1 -c1 (closed loop, true low-load latency) | {f(w1.get(50.0))} | {f(w1.get(99.0))} | - |")
+probe = {}
+if m := re.search(r"p50 ([\d.]+) us, p90 ([\d.]+) us, p99 ([\d.]+) us", open(f"{out}/baseline.probe.txt").read()):
+    probe = {50.0: float(m.group(1)) / 1e3, 99.0: float(m.group(3)) / 1e3}
+print(f"| probe.py: one connection, a request every 5 ms, busy-polled (the single-connection low-load latency) | {f(probe.get(50.0))} | {f(probe.get(99.0))} | - |")
+print(f"| wrk -t1 -c1 (closed loop, back to back: the server never idles) | {f(w1.get(50.0))} | {f(w1.get(99.0))} | - |")
 w2 = wrk("baseline.wrk-c1-think.txt")
 print(f"| wrk -t1 -c1 with 5 ms think time (~190 req/s: the same light load, server idle between requests; includes wrk's own wake-up) | {f(w2.get(50.0))} | {f(w2.get(99.0))} | - |")
-base = w1.get(50.0)
-for name, label in (("baseline.R200-c1.txt", "loadgen -R200 -c1"), ("baseline.R20000-c50.txt", "loadgen -R20000 -c50"), ("baseline.R20000-c50-coarse.txt", "loadgen -R20000 -c50 --pacing coarse")):
+base = probe.get(50.0)
+for name, label in (("baseline.R200-c1.txt", "loadgen -R200 -c1"), ("baseline.R20000-c50.txt", "loadgen -R20000 -c50"), ("baseline.R20000-c50-precise.txt", "loadgen -R20000 -c50 --pacing precise")):
     cor, _, text = loadgen(name)
     lag = re.search(r"^Send lag:\s+(.*)$", text, re.M)
-    ratio = f" ({cor[50.0]/base:.2f}x of wrk -c1" + (f", {cor[50.0]/w2[50.0]:.2f}x of think-time wrk)" if w2.get(50.0) else ")") if base and cor.get(50.0) else ""
+    ratio = f" ({cor[50.0]/base:.2f}x of probe.py" + (f", {cor[50.0]/w1[50.0]:.2f}x of wrk -c1)" if w1.get(50.0) else ")") if base and cor.get(50.0) else ""
     print(f"| {label} | {f(cor.get(50.0))}{ratio} | {f(cor.get(99.0))} | {lag.group(1) if lag else '-'} |")
 PY
 echo

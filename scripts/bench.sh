@@ -19,7 +19,9 @@
 #                   scripts in scripts/bench/, and wrk with the same scripts
 #   REPEAT=1        run the whole set this many times, round-robin (so slow drift of the
 #                   shared machine hits every generator alike), and report each column's
-#                   median, with the range of CPU µs/req
+#                   median, with the range of CPU µs/req. With perf, system calls are then
+#                   counted in round 1 only and CPU is taken from rounds 2.. (perf's
+#                   tracing adds 5-10% to a generator that wakes often)
 #   WRK2=path       a wrk2 binary you built yourself (github.com/giltene/wrk2; it is not
 #                   packaged, and this script does not build it): adds wrk2 -t1 -c50 -R$RATE,
 #                   run for at least 15 s (wrk2 needs ~10 s to calibrate), as the same-rate peer
@@ -317,7 +319,15 @@ run_one() {
     log "run '$name': $*"
     printf '%s\n' "$*" >"$RAW/$tag.cmd"
     local pfile=$RAW/$tag.perf
-    if ((USE_PERF)) && [[ "${SKIP_STRACE:-0}" != 1 ]]; then
+    # With REPEAT > 1, system calls are counted in round 1 only, and CPU is taken from the
+    # other rounds: perf's tracepoint and its work at every context switch add 5-10% to a
+    # generator that wakes often (measured: loadgen -R20000 9.0 -> 8.3 us/req, wrk2 ~2%).
+    local traced=0 cpu_ok=1
+    if ((USE_PERF)) && [[ "${SKIP_STRACE:-0}" != 1 ]] && ((REPEAT == 1 || ROUND == 1)); then
+        traced=1
+        ((REPEAT == 1)) || cpu_ok=0
+    fi
+    if ((traced)); then
         perf stat -x, -e raw_syscalls:sys_enter -o "$pfile" -- \
             /usr/bin/time -f "%U %S %M" -o "$tfile" taskset -c "$GEN_CPU" "$@" >"$out" 2>&1 || rc=$?
     else
@@ -331,7 +341,7 @@ run_one() {
     read -r u s m < <(grep -E '^[0-9.]+ [0-9.]+ [0-9]+$' "$tfile" | tail -n1 || echo "NA NA NA")
 
     local sc_req="-"
-    if [[ "${SKIP_STRACE:-0}" != 1 ]]; then
+    if [[ "${SKIP_STRACE:-0}" != 1 ]] && { ((traced)) || ! ((USE_PERF)); }; then
         local sc sreq=$req
         if ((USE_PERF)); then
             sc=$(parse_perf "$pfile")
@@ -352,6 +362,7 @@ run_one() {
     local cpu_s cpu_us
     cpu_s=$(awk -v u="$u" -v s="$s" 'BEGIN { if (u ~ /^[0-9.]+$/ && s ~ /^[0-9.]+$/) printf "%.3f", u + s; else print "NA" }')
     cpu_us=$(awk -v c="$cpu_s" -v r="$req" 'BEGIN { if (c != "NA" && r ~ /^[0-9]+$/ && r > 0) printf "%.4f", c * 1e6 / r; else print "NA" }')
+    ((cpu_ok)) || cpu_us="-"
     [[ -n "${V_TARGET[$name]+x}" ]] || ORDER+=("$name")
     V_TARGET[$name]=$target
     V_REQ[$name]+=" $req"
