@@ -290,6 +290,26 @@ fn precise_pacing_keeps_send_lag_small() {
     assert!(p50 < 400.0, "send lag p50 {p50}us\n{text}");
 }
 
+/// `--pacing auto`, the default, runs coarse pacing once a thread's rate puts 4 or more requests
+/// in each 750 µs tick, precise pacing below, and the report says which ran.
+#[test]
+fn auto_pacing_picks_coarse_at_high_thread_rates_and_says_so() {
+    let s = serve_alone(&[]);
+    let out = run(
+        &["-t1", "-c10", "-d1s", "-R8000", "--latency", &s.url],
+        LIMIT,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("coarse pacing, 750.00us tick)"), "{text}");
+    let r = parse(&text);
+    assert!((r.rps - 8000.0).abs() < 400.0, "{text}");
+    let out = run(&["-t1", "-c2", "-d1s", "-R200", "--latency", &s.url], LIMIT);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("; precise pacing)"), "{text}");
+}
+
 /// Runs `-t1 -d2s --pacing coarse --latency <args>` against a fresh server with `knobs` (alone) and
 /// returns the parsed report and its text.
 fn coarse_run(knobs: &[&str], args: &[&str]) -> (crate::common::Report, String) {
