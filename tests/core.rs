@@ -302,8 +302,9 @@ fn auto_pacing_picks_coarse_at_high_thread_rates_and_says_so() {
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("coarse pacing, 750.00us tick)"), "{text}");
+    // Loose: the point is which pacing ran; coarse_pacing_holds_the_rate_* check the rate.
     let r = parse(&text);
-    assert!((r.rps - 8000.0).abs() < 400.0, "{text}");
+    assert!(r.rps > 6000.0 && r.rps < 8400.0, "{text}");
     let out = run(&["-t1", "-c2", "-d1s", "-R200", "--latency", &s.url], LIMIT);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
