@@ -87,7 +87,7 @@ pub struct RunArgs {
     #[arg(short = 'R', long = "rate", value_name = "N")]
     pub rate: Option<String>,
     /// How requests wait for their intended send time: precise (timerfd, microseconds),
-    /// coarse (the thread wakes once per --tick: a third of the CPU; requests leave in
+    /// coarse (the thread wakes once per --tick: a quarter of the CPU; requests leave in
     /// per-tick batches, up to a tick early, timed from their actual send), or auto: coarse
     /// when a thread's share of -R puts 4 or more requests in each tick (5334 req/s a thread
     /// at 750us), else precise

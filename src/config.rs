@@ -166,9 +166,10 @@ pub enum Pacing {
     #[default]
     Precise,
     /// Each worker thread wakes once per tick (`--tick`, 750 µs by default: `Pacer::ticks`),
-    /// releases the requests due before the next tick (up to a tick early, never late, so no timer slack is
-    /// latency) and handles every response that arrived meanwhile, timed by its kernel receive
-    /// timestamp: a third of precise pacing's CPU, but the server sees per-tick bursts.
+    /// releases the requests due before the next tick (up to a tick early, never late, so no
+    /// timer slack is latency) and handles every response that arrived meanwhile, timed by its
+    /// kernel receive timestamp: a quarter of precise pacing's CPU at 20000 req/s a thread, but
+    /// the server sees per-tick bursts.
     Coarse,
 }
 
