@@ -105,13 +105,7 @@ fn read_response(c: &mut Criterion) {
 }
 
 fn rx_stamp(c: &mut Criterion) {
-    let mut real = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut real) };
-    let stamp = real.tv_sec as u64 * 1_000_000_000 + real.tv_nsec as u64;
+    let stamp = rxtime::real_ns();
     c.bench_function(
         "receive stamp to monotonic, with the read's own clock read",
         |b| {

@@ -264,16 +264,21 @@ pub fn to_monotonic(real_ns: u64, now: u64) -> Option<u64> {
 /// CLOCK_REALTIME − CLOCK_MONOTONIC now, ns: the real-time clock read between two monotonic
 /// reads, against their midpoint.
 fn real_minus_mono() -> i128 {
-    let mut real = libc::timespec {
+    let before = mono_ns();
+    let real = real_ns();
+    let after = mono_ns();
+    real as i128 - (before as i128 + after as i128) / 2
+}
+
+/// Current CLOCK_REALTIME time in nanoseconds (the clock the kernel's receive stamps use).
+pub fn real_ns() -> u64 {
+    let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    let before = mono_ns();
     // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut real) };
-    let after = mono_ns();
-    let real = real.tv_sec as i128 * 1_000_000_000 + real.tv_nsec as i128;
-    real - (before as i128 + after as i128) / 2
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 #[cfg(test)]
@@ -285,17 +290,8 @@ mod tests {
     /// future (a stepped clock) is refused.
     #[test]
     fn converts_real_time_stamps() {
-        let real_now = || {
-            let mut t = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            // SAFETY: clock_gettime writes into the timespec we own.
-            unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut t) };
-            t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-        };
         for _ in 0..3 {
-            let real = real_now();
+            let real = real_ns();
             let now = mono_ns();
             let at = to_monotonic(real - 5_000_000, now).expect("a plausible stamp");
             let age = now - at;
