@@ -157,7 +157,8 @@ fn service_summary(h: &hdrhistogram::Histogram<u64>) -> String {
     if h.is_empty() {
         return "served 0 responses".into();
     }
-    let at = |q: f64| crate::units::format_time_us(h.value_at_quantile(q) as f64 / 1e3);
+    let at =
+        |q: f64| crate::units::format_time_us(crate::hdr::value_at_quantile(h, q) as f64 / 1e3);
     format!(
         "served {} responses; service time p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
         h.len(),

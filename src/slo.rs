@@ -367,7 +367,7 @@ impl Slo {
                     (None, format!("{name}: no responses"))
                 } else {
                     let v = match stat {
-                        Stat::Percentile(p) => h.value_at_quantile(p / 100.0) as f64,
+                        Stat::Percentile(p) => crate::hdr::value_at_percentile(h, *p) as f64,
                         Stat::Mean => h.mean(),
                         Stat::Max => h.max() as f64,
                         Stat::Stdev => h.stdev(),

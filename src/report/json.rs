@@ -279,7 +279,7 @@ impl LatencySummary {
                 p99_999: 0,
             };
         }
-        let q = |p: f64| h.value_at_quantile(p);
+        let q = |p: f64| crate::hdr::value_at_quantile(h, p);
         LatencySummary {
             count: h.len(),
             min: h.min(),
@@ -435,8 +435,8 @@ fn series(s: &Summary) -> Vec<SecondDoc> {
                 t,
                 requests: i.map_or(0, |i| i.requests),
                 errors: i.map_or(0, |i| i.errors),
-                p50_us: h.as_ref().map(|h| h.value_at_quantile(0.5)),
-                p99_us: h.as_ref().map(|h| h.value_at_quantile(0.99)),
+                p50_us: h.as_ref().map(|h| crate::hdr::value_at_quantile(h, 0.5)),
+                p99_us: h.as_ref().map(|h| crate::hdr::value_at_quantile(h, 0.99)),
                 histogram: h.as_ref().map(hdr::encode_base64),
             }
         })

@@ -50,13 +50,7 @@ pub fn write(w: &mut impl Write, r: &RunResult) -> io::Result<()> {
         .target_rate()
         .map_or_else(|| "closed loop".to_string(), |r| format!("{r}"));
     let c = &s.stats.corrected;
-    let q = |p: f64| {
-        if c.is_empty() {
-            0
-        } else {
-            c.value_at_quantile(p)
-        }
-    };
+    let q = |p: f64| crate::hdr::value_at_quantile(c, p);
     for (k, v) in [
         ("url", s.config.target.url.clone()),
         ("threads", s.config.threads.to_string()),

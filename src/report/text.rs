@@ -71,11 +71,7 @@ fn distribution(w: &mut impl Write, h: &Histogram<u64>, title: &str) -> io::Resu
     writeln!(w, "  Latency Distribution (HdrHistogram - {title})")?;
     for p in [50.0, 75.0, 90.0, 99.0, 99.9, 99.99, 99.999, 100.0] {
         write!(w, "{p:7.3}%")?;
-        let v = if h.is_empty() {
-            0
-        } else {
-            h.value_at_quantile(p / 100.0)
-        };
+        let v = crate::hdr::value_at_percentile(h, p);
         units(w, &format_time_us(v as f64), 10)?;
         writeln!(w)?;
     }
@@ -199,8 +195,8 @@ pub fn write_report(w: &mut impl Write, s: &Summary) -> io::Result<()> {
         writeln!(
             w,
             "Send lag:     p50 {}, p99 {}, max {} (actual − planned send time; {pacing})",
-            format_time_us(l.value_at_quantile(0.5) as f64),
-            format_time_us(l.value_at_quantile(0.99) as f64),
+            format_time_us(crate::hdr::value_at_quantile(l, 0.5) as f64),
+            format_time_us(crate::hdr::value_at_quantile(l, 0.99) as f64),
             format_time_us(l.max() as f64)
         )?;
     }
@@ -237,11 +233,7 @@ pub fn notes(s: &Summary) -> Vec<String> {
         ),
         Some(target) => {
             let lag = &s.stats.send_lag;
-            let lag99 = if lag.is_empty() {
-                0
-            } else {
-                lag.value_at_quantile(0.99)
-            };
+            let lag99 = crate::hdr::value_at_quantile(lag, 0.99);
             let achieved = s.achieved_rate();
             let short = achieved < target * RATE_WARN_SHARE;
             let busy = busy_share(s);

@@ -11,11 +11,7 @@ pub struct StatsObject(pub Histogram<u64>);
 
 impl StatsObject {
     fn at_percentile(&self, p: f64) -> u64 {
-        if self.0.is_empty() {
-            0
-        } else {
-            self.0.value_at_quantile((p / 100.0).clamp(0.0, 1.0))
-        }
+        crate::hdr::value_at_percentile(&self.0, p)
     }
 }
 
