@@ -469,6 +469,11 @@ BENCH_LUA=$REPO_ROOT/scripts/bench
 # One round: every run once.
 run_all() {
     run_one "$LG_OPEN" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency "$URL"
+    # wrk2 right after loadgen at the same rate, so that each round's pair sees the same host
+    # load (the paired ratio in the report).
+    if [[ -n "${WRK2:-}" && "${LUA_ONLY:-0}" != 1 ]]; then
+        run_one "$WRK2_OPEN" "$RATE" "$WRK2" -t1 -c50 -d"$((DUR > 15 ? DUR : 15))s" -R"$RATE" --latency "$URL"
+    fi
     run_one "$LG_REQ" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency -s "$BENCH_LUA/request.lua" "$URL"
     run_one "$LG_RESP" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency -s "$BENCH_LUA/response.lua" "$URL"
     run_one "$WRK_REQ" max "$WRK_BIN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/request.lua" "$URL"
@@ -486,9 +491,6 @@ run_all() {
     run_one "$LG_MAX" max "$LOADGEN" -t1 -c50 -d"${DUR}s" --latency "$URL"
     run_one "$LG_1K" "$RATE" "$LOADGEN" -t1 -c1000 -d"${DUR}s" -R"$RATE" "$URL"
     run_one "$LG_10K" 2000 "$LOADGEN" -t1 -c10000 -d"${DUR}s" -R2000 --timeout 10s "$URL"
-    if [[ -n "${WRK2:-}" ]]; then
-        run_one "$WRK2_OPEN" "$RATE" "$WRK2" -t1 -c50 -d"$((DUR > 15 ? DUR : 15))s" -R"$RATE" --latency "$URL"
-    fi
     fi
     OHA_NOTE=""
     if [[ "${LUA_ONLY:-0}" == 1 ]]; then
@@ -550,8 +552,20 @@ echo "- $LG_OPEN ÷ $WRK_MAX: $(ratio "$LG_OPEN" "$WRK_MAX")"
 echo "- $LG_PRECISE ÷ $WRK_MAX: $(ratio "$LG_PRECISE" "$WRK_MAX")"
 echo "- $LG_MAX ÷ $WRK_MAX: $(ratio "$LG_MAX" "$WRK_MAX")"
 echo "- $LG_1K ÷ $WRK_MAX: $(ratio "$LG_1K" "$WRK_MAX")"
+# paired <a> <b>: the median (range, count) of a ÷ b over the rounds where both have a CPU
+# figure: each round's pair ran back to back, so the host's drift cancels out of the ratio.
+paired() {
+    # shellcheck disable=SC2086  # word splitting of the space-separated lists is intended
+    paste -d' ' <(printf '%s\n' ${V_CPUUS[$1]}) <(printf '%s\n' ${V_CPUUS[$2]}) | awk '
+        $1 ~ /^[0-9.]+$/ && $2 ~ /^[0-9.]+$/ && $2 > 0 { r[n++] = $1 / $2 }
+        END {
+            if (!n) { print "NA"; exit }
+            for (i = 1; i < n; i++) for (j = i; j > 0 && r[j-1] > r[j]; j--) { t = r[j]; r[j] = r[j-1]; r[j-1] = t }
+            printf "%.2f (range %.2f–%.2f, %d pairs)\n", r[int((n - 1) / 2)], r[0], r[n-1], n
+        }'
+}
 if [[ -n "${CPU_US[$WRK2_OPEN]:-}" ]]; then
-    echo "- $LG_OPEN ÷ $WRK2_OPEN (same rate): $(ratio "$LG_OPEN" "$WRK2_OPEN")"
+    echo "- $LG_OPEN ÷ $WRK2_OPEN (same rate): $(ratio "$LG_OPEN" "$WRK2_OPEN"); paired, run back to back in each round: $(paired "$LG_OPEN" "$WRK2_OPEN")"
     echo "- $LG_PRECISE ÷ $WRK2_OPEN (same rate): $(ratio "$LG_PRECISE" "$WRK2_OPEN")"
     echo "- $LG_COARSE1 ÷ $WRK2_OPEN (same rate): $(ratio "$LG_COARSE1" "$WRK2_OPEN")"
 fi
