@@ -94,6 +94,7 @@ fn knobs(a: &KnobArgs) -> Result<Knobs> {
         slow,
         capacity,
         delay: dur(&a.delay, "--delay")?.unwrap_or_default(),
+        spin: dur(&a.spin, "--spin")?.unwrap_or_default(),
         body_size: body as usize,
         status: a.status,
         stall,

@@ -183,6 +183,11 @@ pub struct KnobArgs {
     /// Serve at most N requests/s, one at a time (offered more, a queue builds up)
     #[arg(long, value_name = "N")]
     pub capacity: Option<String>,
+    /// Busy-wait the last T of every delay, stall and capacity wait (e.g. 200us), so that it
+    /// ends on time: an idle CPU, in a VM especially, can wake a millisecond late. Costs up to
+    /// T of CPU per delayed response
+    #[arg(long, value_name = "T")]
+    pub spin: Option<String>,
     /// Close the connection after every N responses (Connection: close)
     #[arg(long = "close-every", value_name = "N")]
     pub close_every: Option<u64>,

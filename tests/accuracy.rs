@@ -77,6 +77,25 @@ fn constant_service_time() {
     );
 }
 
+/// `serve --spin`: the server sleeps to 500 µs before each delay's end and busy-waits the rest,
+/// so the delays it delivers end on time instead of a timer wake-up late (50–100 µs at the
+/// median in a VM: the kernel's 50 µs timer slack plus the idle CPU's wake-up). Counted from
+/// each request's arrival in the socket, so a late wake-up for the request is not added either.
+#[test]
+fn spin_makes_the_server_deliver_its_delay_on_time() {
+    let s = serve_alone(&["--delay", "2ms", "--spin", "500us"]);
+    let (r, text) = measure(&["-t1", "-c2", "-d1s", "-R100"], &s.url);
+    assert!(r.requests >= 80, "{text}");
+    let summary = s.stop();
+    let delivered = delivered(&summary, "p50");
+    assert!(
+        (2.0..2.04).contains(&delivered),
+        "delivered p50 {delivered} ms\n{summary}"
+    );
+    let p50 = ms(r.p(50.0));
+    assert!((2.0..2.6).contains(&p50), "p50 {p50} ms\n{text}");
+}
+
 /// Periodic stalls: every response is held from 0.4 s + k·1 s to 0.6 s + k·1 s after server
 /// start (S = 200 ms every P = 1 s). The run (D = 3 s, starting a few ms after the server)
 /// contains n = 3 whole stalls. A request intended at time t inside a stall waits until the
