@@ -31,9 +31,11 @@
 //! [`serve`] returns a histogram of each normal response's service time, from the kernel's
 //! receive timestamp of the request (`conn::rxtime`; when the kernel gave none, from the
 //! handler's start) to the response handed back to hyper: the delay knobs as this machine's
-//! timers and scheduler actually delivered them (a 5 ms sleep in a small VM ends 0.1 ms late at
-//! p50 and up to several ms late at p99.9). The accuracy suite compares loadgen's numbers with
-//! it as well as with the knobs' analytic values.
+//! timers and scheduler actually delivered them (a 5 ms sleep in a small VM ends 0.05–0.1 ms
+//! late at p50 and up to several ms late at p99.9; `--spin` busy-waits the end of each wait,
+//! which leaves only the host's own pauses). The delay knobs count from that receive
+//! timestamp, so a late wake-up for the request is not added to its delay. The accuracy suite
+//! compares loadgen's numbers with it as well as with the knobs' analytic values.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
