@@ -270,7 +270,8 @@ struct Shared {
     knobs: Knobs,
     body: Bytes,
     start: Instant,
-    /// `start` on `pacer::mono_ns`'s clock (CLOCK_MONOTONIC ns), for the requests' arrival stamps.
+    /// `start` on `pacer::mono_ns`'s clock (CLOCK_MONOTONIC ns): the sleeps' and the arrival
+    /// stamps' clock.
     start_ns: u64,
     /// Requests served so far (for `slow`).
     served: AtomicU64,
@@ -307,18 +308,12 @@ impl Shared {
     /// idle CPU, late by p50 / p99.9 / max): a plain sleep 92 µs / 0.4–0.6 ms / 0.9–3.2 ms;
     /// spinning the last 200 µs, 0 / 97 µs / 0.6 ms; the last 1 ms, 0 / 6 µs / 38 µs.
     async fn sleep_until(&self, at: Duration) {
-        let now_i = Instant::now();
-        let target = self.start + at;
-        if target <= now_i {
-            return;
-        }
-        let now = crate::pacer::mono_ns();
-        let due = now + (target - now_i).as_nanos() as u64;
-        let spin = self.knobs.spin.as_nanos() as u64;
-        let wake = due.saturating_sub(spin);
-        if wake > now && crate::pacer::sleep_until_precise(wake).await.is_err() {
-            let at = target.checked_sub(self.knobs.spin).unwrap_or(target);
-            tokio::time::sleep_until(at.into()).await;
+        let due = self.start_ns + at.as_nanos() as u64;
+        let wake = due.saturating_sub(self.knobs.spin.as_nanos() as u64);
+        if wake > crate::pacer::mono_ns() && crate::pacer::sleep_until_precise(wake).await.is_err()
+        {
+            let fallback = self.start + at.saturating_sub(self.knobs.spin);
+            tokio::time::sleep_until(fallback.into()).await;
         }
         // Busy-waits on this runtime thread: the other connections wait too, for at most
         // `spin` (the accuracy suite runs this at a few hundred responses a second).
