@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::pacer::mono_ns;
+use crate::pacer::{clock_ns, mono_ns};
 
 /// A stream whose reads can say when the kernel received the bytes they returned.
 pub trait TimedRead: AsyncRead + Unpin {
@@ -272,13 +272,7 @@ fn real_minus_mono() -> i128 {
 
 /// Current CLOCK_REALTIME time in nanoseconds (the clock the kernel's receive stamps use).
 pub fn real_ns() -> u64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut t) };
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+    clock_ns(libc::CLOCK_REALTIME)
 }
 
 #[cfg(test)]

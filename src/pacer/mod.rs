@@ -33,12 +33,19 @@ const SLACK_NS: u64 = 2_000;
 /// Current CLOCK_MONOTONIC time in nanoseconds (the clock `std::time::Instant` uses on Linux).
 #[inline]
 pub fn mono_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Current time of `clock` in nanoseconds (a vDSO read, no system call, for the clocks used
+/// here).
+#[inline]
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
