@@ -55,13 +55,23 @@ start_server() {
     sleep 0.3
 }
 
+# steal_ms: the time the VM host has kept CPU 0 and CPU 1 from running this guest, in ms since
+# boot (/proc/stat's steal column, 10 ms units; 0 on bare metal). A pause of the generator's vCPU
+# delays its sends, which the coordinated-omission correction must charge as latency.
+steal_ms() {
+    awk '$1 == "cpu0" || $1 == "cpu1" { printf "%d ", $9 * 10 }' /proc/stat
+}
+
 # pathology NAME CONNS RATE -- KNOBS... : one loadgen run and one wrk run, each on a fresh server.
 pathology() {
     local name=$1 conns=$2 rate=$3
     shift 4
     echo "== $name: serve $* ; loadgen -t1 -c$conns -R$rate -d${DUR}s ; wrk -t1 -c$conns -d${DUR}s" >&2
     start_server "$name-loadgen" "$@"
-    taskset -c 1 "$BIN" -t1 -c"$conns" -R"$rate" -d"${DUR}s" --timeout 60s -U "$URL" >"$OUT/$name.loadgen.txt"
+    local before
+    before=$(steal_ms)
+    taskset -c 1 "$BIN" -t1 -c"$conns" -R"$rate" -d"${DUR}s" --timeout 60s -U --json "$OUT/$name.json" "$URL" >"$OUT/$name.loadgen.txt"
+    echo "$before $(steal_ms)" >"$OUT/$name.steal"
     # Stopping the server (SIGTERM) makes it print the service times it delivered.
     stop_server
     start_server "$name-wrk" "$@"
@@ -123,7 +133,7 @@ taskset -c 1 "$BIN" -t1 -c50 -R20000 -d5s --latency --pacing precise "$URL" >"$O
 stop_server
 
 DUR="$DUR" OUT="$OUT" python3 - <<'PY'
-import os, re
+import json, os, re
 D = float(os.environ["DUR"]); out = os.environ["OUT"]
 
 def us(s):
@@ -216,6 +226,42 @@ for label, p, t, c, u, w, dv in rows:
     err = "(mode boundary)" if t is None else rel(c, t)
     print(f"| {label} | p{p:g} | {'boundary 0/20 ms' if t is None else f(t)} | {f(c)} | {err} | {f(dv)} | {rel(c, dv)} | {f(u)} | {f(w)} |")
 
+
+# The issue's criterion: corrected p99 and p99.9 within 10% of the truth. For each row it
+# applies to, say which side of it the run fell, and for a miss, what the run saw that explains
+# it: the generator's own send lag (a late send is charged as latency, as it must be), what the
+# server says it delivered, and the time the VM host stole from the two CPUs during the run.
+def lag(name, p):
+    """loadgen's send lag (actual - intended send, ms) at percentile p, from its JSON."""
+    try:
+        return json.load(open(f"{out}/{name}.json"))["latency"]["send_lag"][f"p{p:g}"] / 1e3
+    except (OSError, ValueError, KeyError):
+        return None
+def steal(name):
+    try:
+        a = open(f"{out}/{name}.steal").read().split()
+        return [int(a[i + 2]) - int(a[i]) for i in range(2)]
+    except (OSError, ValueError, IndexError):
+        return None
+print()
+print("Criterion: corrected p99 and p99.9 within 10% of the truth.")
+print()
+print("| pathology | percentile | error % | verdict | send lag at that percentile | delivered error | host steal CPU0/CPU1 |")
+print("|---|---|---|---|---|---|---|")
+met = total = 0
+names = {label: name for label, name, _ in cases}
+for label, p, t, c, u, w, dv in rows:
+    if p < 99 or t is None or t < 1.0 or c is None:
+        continue
+    total += 1
+    e = (c - t) / t * 100
+    ok = abs(e) <= 10
+    met += ok
+    lm, st = lag(names[label], p), steal(names[label])
+    dve = f"{(dv - t) / t * 100:+.1f}%" if dv is not None else "-"
+    print(f"| {label} | p{p:g} | {e:+.1f}% | {'within' if ok else 'OVER'} | {f(lm)} | {dve} | {'-' if st is None else f'{st[0]} / {st[1]} ms'} |")
+print()
+print(f"{met} of {total} within 10%.")
 print()
 print(open(f"{out}/timer.txt").read().strip() + " (a thread on CPU 0 sleeping 5 ms, spinning its last 1 ms: the machine's own wake-up tail, under any delivered service time)")
 print()
