@@ -1,9 +1,11 @@
-//! loadgen's one integration-test binary. Every test starts real servers on 127.0.0.1:0, runs
-//! the real `loadgen` binary against them, and asserts on what it measured. Each load test is
-//! bounded to a few seconds and targets loopback only.
+//! loadgen's one integration-test binary. Every load test starts real servers on 127.0.0.1:0,
+//! runs the real `loadgen` binary against them, and asserts on what it measured; each is
+//! bounded to a few seconds and targets loopback only. `docs` checks README.md against the
+//! binary's `--help`.
 
 mod accuracy;
 mod common;
 mod core;
+mod docs;
 mod lua;
 mod results;

@@ -1,0 +1,106 @@
+//! The documentation matches the binary: every option `--help` lists for the load test, for
+//! `serve` and for `demo` is documented in README.md, and every option README.md documents
+//! for them exists.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use crate::common::bin;
+
+/// The long options (`--name`) in `loadgen [SUB] --help`, without `--help` itself.
+fn help_options(sub: &[&str]) -> BTreeSet<String> {
+    let out = Command::new(bin())
+        .args(sub)
+        .arg("--help")
+        .output()
+        .expect("run loadgen --help");
+    assert!(out.status.success(), "{sub:?} --help failed");
+    let text = String::from_utf8(out.stdout).expect("utf-8 help");
+    text.lines()
+        .filter_map(|l| {
+            // Option lines: "  -c, --connections <N>  ..." or "      --tick <T>  ...".
+            let t = l.trim_start();
+            let t = match t.strip_prefix('-') {
+                Some(rest) if !rest.starts_with('-') => rest.split_once(", ")?.1,
+                _ => t,
+            };
+            let name = t.strip_prefix("--")?;
+            let name: String = name
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            (name != "help").then(|| format!("--{name}"))
+        })
+        .collect()
+}
+
+/// The part of README.md from the line starting with `from` to the next line starting with
+/// `to`.
+fn readme_section(from: &str, to: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("read README.md");
+    let start = readme
+        .find(&format!("\n{from}"))
+        .unwrap_or_else(|| panic!("README has no line starting with {from:?}"));
+    let rest = &readme[start + 1..];
+    let end = rest[1..]
+        .find(&format!("\n{to}"))
+        .map_or(rest.len(), |e| e + 1);
+    rest[..end].to_string()
+}
+
+/// The long options written in backticks in `text`.
+fn options_in(text: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for code in text.split('`').skip(1).step_by(2) {
+        for word in code.split(|c: char| c.is_whitespace() || ",[]".contains(c)) {
+            if let Some(name) = word.strip_prefix("--") {
+                let name: String = name
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    found.insert(format!("--{name}"));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The long options named in the first column of the Markdown table in `section` (the
+/// options a table documents, not those its descriptions mention).
+fn table_options(section: &str) -> BTreeSet<String> {
+    section
+        .lines()
+        .filter_map(|l| l.strip_prefix('|')?.split('|').next())
+        .flat_map(options_in)
+        .collect()
+}
+
+fn assert_same(what: &str, help: BTreeSet<String>, readme: BTreeSet<String>) {
+    let undocumented: Vec<_> = help.difference(&readme).collect();
+    let phantom: Vec<_> = readme.difference(&help).collect();
+    assert!(
+        undocumented.is_empty() && phantom.is_empty(),
+        "{what}: in --help but not in README: {undocumented:?}; in README but not in --help: {phantom:?}"
+    );
+}
+
+#[test]
+fn readme_flag_table_matches_help() {
+    let table = table_options(&readme_section("| flag | meaning", "\n"));
+    assert_same("loadgen", help_options(&[]), table);
+}
+
+#[test]
+fn readme_server_table_matches_serve_help() {
+    let table = table_options(&readme_section("### The built-in server", "## "));
+    assert_same("loadgen serve", help_options(&["serve"]), table);
+}
+
+#[test]
+fn readme_demo_line_matches_demo_help() {
+    let line = readme_section("`loadgen demo` takes", "\n");
+    assert_same("loadgen demo", help_options(&["demo"]), options_in(&line));
+}
