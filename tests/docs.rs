@@ -1,6 +1,6 @@
-//! The documentation matches the binary: every option `--help` lists for the load test, for
-//! `serve` and for `demo` is documented in README.md, and every option README.md documents
-//! for them exists.
+//! The documentation matches the binary: README.md's Usage block shows every form `--help`
+//! lists, and every option `--help` lists for the load test, for `serve` and for `demo` is
+//! documented in README.md, and every option README.md documents for them exists.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -103,4 +103,26 @@ fn readme_server_table_matches_serve_help() {
 fn readme_demo_line_matches_demo_help() {
     let line = readme_section("`loadgen demo` takes", "\n");
     assert_same("loadgen demo", help_options(&["demo"]), options_in(&line));
+}
+
+#[test]
+fn readme_usage_block_shows_every_form() {
+    let out = Command::new(bin())
+        .arg("--help")
+        .output()
+        .expect("run loadgen --help");
+    let help = String::from_utf8(out.stdout).expect("utf-8 help");
+    let usage = readme_section("## Usage", "| flag");
+    let forms: Vec<&str> = help
+        .lines()
+        .map(|l| l.trim_start_matches("Usage:").trim())
+        .filter(|l| l.starts_with("loadgen "))
+        .collect();
+    assert!(forms.len() >= 5, "{help}");
+    for form in forms {
+        assert!(
+            usage.lines().any(|l| l.starts_with(form)),
+            "README's Usage block lacks `{form}`:\n{usage}"
+        );
+    }
 }
