@@ -436,3 +436,68 @@ fn busy_generator_check(knobs: &[&str], flags: &[&str]) {
     let max = r.p(100.0);
     assert!(max < 50_000.0, "max latency {max}us\n{text}");
 }
+
+/// request() returning kept strings: each request is the one its call returned, whether it is
+/// the connection's last one again (reused without a copy), another kept one, or the one
+/// another connection sent last.
+#[test]
+fn lua_request_reuses_only_the_same_string() {
+    let (url, seen) = recorder();
+    let s = script(
+        "local threads = {}\n\
+         function setup(thread)\n  table.insert(threads, thread)\nend\n\
+         local a = wrk.format('GET', '/a')\n\
+         local b = wrk.format('GET', '/b')\n\
+         calls = 0\n\
+         function request()\n  calls = calls + 1\n  \
+           if calls % 4 == 0 then return b end\n  return a\nend\n\
+         function done(summary, latency, requests)\n  \
+           io.write(string.format('calls %d\\n', threads[1]:get('calls')))\nend\n",
+    );
+    let out = run(
+        &[
+            "-t1",
+            "-c3",
+            "-d1s",
+            "-R300",
+            "-s",
+            s.path().to_str().unwrap(),
+            &url,
+        ],
+        LIMIT,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let lines = request_lines(&seen);
+    let a = lines
+        .iter()
+        .filter(|l| l.as_str() == "GET /a HTTP/1.1")
+        .count();
+    let b = lines
+        .iter()
+        .filter(|l| l.as_str() == "GET /b HTTP/1.1")
+        .count();
+    assert_eq!(
+        a + b,
+        lines.len(),
+        "only /a and /b were requested: {lines:?}"
+    );
+    assert!(lines.len() >= 250, "{text}");
+    // Every fourth call returned /b (4 and 3 connections: no connection always gets the same
+    // one); a call whose request the deadline cut off is not sent.
+    let calls: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("calls "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no calls line\n{text}"));
+    assert!(
+        calls >= lines.len() && calls <= lines.len() + 3,
+        "{calls} calls\n{text}"
+    );
+    let expected_b = calls / 4;
+    assert!(
+        b <= expected_b && b + 3 >= expected_b,
+        "{b} of {} requests were /b, {calls} calls\n{text}",
+        lines.len()
+    );
+}

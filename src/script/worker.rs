@@ -92,8 +92,12 @@ impl ThreadScript {
                 None
             }
         };
+        let request_fn = match get(probe.request, "request") {
+            Some(f) => Some(Self::unchanged_as_true(&lua, f).map_err(script_error)?),
+            None => None,
+        };
         Ok(Rc::new(ThreadScript {
-            request_fn: get(probe.request, "request"),
+            request_fn,
             response_fn: get(probe.response, "response"),
             delay_fn: get(probe.delay, "delay"),
             lua: lua.clone(),
@@ -104,6 +108,29 @@ impl ThreadScript {
             static_request,
             addr: seed.addr,
         }))
+    }
+
+    /// Wraps the script's `request` in a function of the connection's `wrk.connection` table
+    /// that returns `true` instead of the string when it is the one that connection's last
+    /// call returned. A prebuilt request (`return wrk.request()`, or any string kept by the
+    /// script) then crosses into Rust as a boolean: mlua hands every string (a reference) to
+    /// Rust in a freshly allocated handle, which would be one allocation per request. Lua
+    /// compares strings by identity first, so the test costs next to nothing.
+    fn unchanged_as_true(lua: &Lua, request: Function) -> mlua::Result<Function> {
+        lua.load(
+            "local request = ...\n\
+             local last = setmetatable({}, { __mode = 'k' })\n\
+             return function(conn)\n\
+               local r = request()\n\
+               if type(r) == 'string' then\n\
+                 if last[conn] == r then return true end\n\
+                 last[conn] = r\n\
+               end\n\
+               return r\n\
+             end",
+        )
+        .set_name("=wrk.request_hook")
+        .call(request)
     }
 
     fn init(
@@ -191,7 +218,6 @@ impl ThreadScript {
                 responses: 1,
                 head: false,
             },
-            last: None,
         })
     }
 
@@ -260,11 +286,9 @@ pub struct LuaHooks {
     /// `wrk.connection` while this connection's hooks run: `{ id = n }`, plus whatever the
     /// script stores there (it lives as long as the connection slot, across reconnects).
     conn: Table,
-    /// The last request `request()` returned, as bytes to send.
+    /// The last request `request()` returned, as bytes to send (kept while it returns the
+    /// same string: see [`ThreadScript::unchanged_as_true`]).
     req: Request,
-    /// The Lua string behind `req`: when `request()` returns the same string again (a
-    /// prebuilt request), nothing is copied or parsed.
-    last: Option<mlua::String>,
     sink: LuaSink,
 }
 
@@ -277,7 +301,11 @@ impl Hooks for LuaHooks {
             return Ok(None);
         };
         s.enter(&self.conn)?;
-        let r = match f.call::<Value>(()) {
+        let r = match f.call::<Value>(&self.conn) {
+            // The same string as this connection's last request: nothing to copy or parse.
+            Ok(Value::Boolean(true)) if !self.req.bytes.is_empty() => {
+                return Ok(Some(&self.req));
+            }
             Ok(Value::String(r)) => r,
             Ok(other) => {
                 let e = mlua::Error::RuntimeError(format!(
@@ -288,14 +316,10 @@ impl Hooks for LuaHooks {
             }
             Err(e) => return Err(s.fail("request", e)),
         };
-        if self.last.as_ref().map(|l| l.to_pointer()) != Some(r.to_pointer()) {
-            let b = r.as_bytes();
-            self.req.bytes.clear();
-            self.req.bytes.extend_from_slice(&b);
-            (self.req.responses, self.req.head) = count_requests(&b);
-            drop(b);
-            self.last = Some(r);
-        }
+        let b = r.as_bytes();
+        self.req.bytes.clear();
+        self.req.bytes.extend_from_slice(&b);
+        (self.req.responses, self.req.head) = count_requests(&b);
         Ok(Some(&self.req))
     }
 
