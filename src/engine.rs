@@ -37,6 +37,8 @@ pub struct Summary {
     pub elapsed: Duration,
     /// The run was cut short by Ctrl-C.
     pub interrupted: bool,
+    /// The run-time script error (`file:line: message`) that stopped the run early.
+    pub script_error: Option<String>,
     /// All threads' measurements, merged.
     pub stats: Stats,
 }
@@ -294,6 +296,7 @@ fn run_with<C: Connector + Send>(
             started,
             elapsed,
             interrupted,
+            script_error: script_error.clone(),
             stats,
         },
         session,
@@ -395,6 +398,7 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         .expect("tokio runtime");
     let local = tokio::task::LocalSet::new();
     let conns = connections_of_thread(a.index, a.config.threads, a.config.connections);
+    let cpu_at_start = std::cell::Cell::new(0);
     let ctx = local.block_on(&rt, async {
         // Open this thread's connections concurrently; failures are retried by the drivers.
         let opening: Vec<_> = conns
@@ -419,6 +423,9 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             Ok(v) => v.expect("checked by wait_for"),
             Err(_) => Instant::now(),
         };
+        // The generator's load is its CPU from here on: setting up (the script's state,
+        // opening the connections) is not part of the run it is compared with.
+        cpu_at_start.set(thread_cpu_ns());
         // The plan's start on CLOCK_MONOTONIC (the clock behind `Instant` on Linux).
         let (now_i, now_m) = (Instant::now(), crate::pacer::mono_ns());
         let t0_mono = if t0 >= now_i {
@@ -504,7 +511,7 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
     drop(local);
     let mut stats = std::mem::take(&mut *ctx.stats.borrow_mut());
     stats.script_limited = script.as_ref().is_some_and(|s| s.limits_rate());
-    stats.cpu_ns = thread_cpu_ns();
+    stats.cpu_ns = thread_cpu_ns().saturating_sub(cpu_at_start.get());
     WorkerOut {
         stats,
         globals: script.map(|s| s.globals()),

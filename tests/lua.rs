@@ -313,17 +313,41 @@ fn lua_runtime_error_stops_the_run_with_a_partial_report() {
          return wrk.request()\nend\n",
     );
     let p = s.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
     let started = std::time::Instant::now();
-    let out = run(&["-t1", "-c1", "-d10s", "-R100", "-s", p, &url], LIMIT);
+    let out = run(
+        &[
+            "-t1",
+            "-c1",
+            "-d10s",
+            "-R100",
+            "--json",
+            json.to_str().unwrap(),
+            "-s",
+            p,
+            &url,
+        ],
+        LIMIT,
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(started.elapsed() < Duration::from_secs(5));
+    let error = format!("{p}:4: boom 21");
+    assert!(stderr(&out).contains(&error), "{}", stderr(&out));
+    let text = stdout(&out);
+    let r = crate::common::parse(&text);
+    assert_eq!(r.requests, 20, "{text}");
+    // The report says why it is short, and makes no claim about the rate or the generator.
     assert!(
-        stderr(&out).contains(&format!("{p}:4: boom 21")),
-        "{}",
-        stderr(&out)
+        text.contains("by a script error") && text.contains(&error),
+        "{text}"
     );
-    let r = crate::common::parse(&stdout(&out));
-    assert_eq!(r.requests, 20, "{}", stdout(&out));
+    assert!(!text.contains("Warning"), "{text}");
+    assert!(!text.contains("held the rate down"), "{text}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["script_error"], error.as_str(), "{doc}");
+    assert_eq!(doc["generator_load"]["script_limited"], false, "{doc}");
 }
 
 #[test]

@@ -113,6 +113,10 @@ pub struct Document {
     pub elapsed_ns: u64,
     /// The run was stopped by Ctrl-C.
     pub interrupted: bool,
+    /// The run-time script error that stopped the run early (`null`: none). Absent from
+    /// documents written before it was added.
+    #[serde(default)]
+    pub script_error: Option<String>,
     /// What the generator itself spent, for the report's "who was the limit" note. Absent
     /// from documents written before it was added: read as zero.
     #[serde(default)]
@@ -142,7 +146,8 @@ pub struct Document {
 /// `generator_load`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GeneratorLoad {
-    /// CPU time of all worker threads, ns (summed over the inputs of a merge).
+    /// CPU time of all worker threads from the run's start to its end, ns (summed over the
+    /// inputs of a merge).
     pub worker_cpu_ns: u64,
     /// The script's `delay()` or `thread:stop()` held the rate down (in any input of a merge).
     pub script_limited: bool,
@@ -487,6 +492,7 @@ pub fn to_document(r: &RunResult) -> Document {
         elapsed_s: s.elapsed.as_secs_f64(),
         elapsed_ns: s.elapsed.as_nanos() as u64,
         interrupted: s.interrupted,
+        script_error: s.script_error.clone(),
         generator_load: GeneratorLoad {
             worker_cpu_ns: st.cpu_ns,
             script_limited: st.script_limited,
@@ -650,6 +656,7 @@ pub fn from_document(d: Document) -> Result<RunResult> {
         started: UNIX_EPOCH + Duration::from_micros(d.start_unix_us),
         elapsed: Duration::from_nanos(d.elapsed_ns),
         interrupted: d.interrupted,
+        script_error: d.script_error,
         stats,
     };
     let slos = d
@@ -686,6 +693,7 @@ mod tests {
             started: UNIX_EPOCH + Duration::from_micros(start_us),
             elapsed: Duration::from_millis(elapsed_ms),
             interrupted: false,
+            script_error: None,
             stats,
         }
     }

@@ -226,6 +226,14 @@ pub fn notes(s: &Summary) -> Vec<String> {
             s.elapsed.as_secs_f64()
         ));
     }
+    if let Some(e) = &s.script_error {
+        // The rate the run reached says nothing then: no rate or generator-load notes.
+        out.push(format!(
+            "Note: stopped after {:.2}s by a script error ({e}); figures cover the elapsed time only.",
+            s.elapsed.as_secs_f64()
+        ));
+        return out;
+    }
     match s.config.target_rate() {
         None => out.push(
             "Note: closed loop (no -R): latencies are not corrected for coordinated omission."
@@ -295,6 +303,7 @@ mod tests {
             started: SystemTime::now(),
             elapsed: Duration::from_secs(10),
             interrupted: false,
+            script_error: None,
             stats,
         }
     }

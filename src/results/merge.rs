@@ -45,6 +45,7 @@ pub fn merge(inputs: &[(String, RunResult)]) -> Result<RunResult> {
     let mut started = first.summary.started;
     let mut elapsed = first.summary.elapsed;
     let mut interrupted = false;
+    let mut script_error = None;
     let mut slos: Vec<Slo> = Vec::new();
     let mut sources = Vec::new();
     for (file, r) in inputs {
@@ -63,6 +64,9 @@ pub fn merge(inputs: &[(String, RunResult)]) -> Result<RunResult> {
         started = started.min(s.started);
         elapsed = elapsed.max(s.elapsed);
         interrupted |= s.interrupted;
+        if script_error.is_none() {
+            script_error = s.script_error.clone();
+        }
         for t in &r.slos {
             if !slos.iter().any(|x| x.expr == t.expr) {
                 slos.push(t.clone());
@@ -81,6 +85,7 @@ pub fn merge(inputs: &[(String, RunResult)]) -> Result<RunResult> {
         started,
         elapsed,
         interrupted,
+        script_error,
         stats,
     };
     Ok(RunResult::new(summary, slos, sources))
@@ -136,6 +141,7 @@ mod tests {
             started: UNIX_EPOCH + Duration::from_micros(start_ns / 1000),
             elapsed: Duration::from_nanos(elapsed),
             interrupted: false,
+            script_error: None,
             stats: st,
         };
         let slos = vec![Slo::parse("p99<=10ms").unwrap()];

@@ -184,9 +184,9 @@ impl ThreadScript {
     }
 
     /// Whether the script holds the rate down on purpose: it has `delay()`, or it stopped
-    /// the thread.
+    /// the thread (not a script error, which stops the thread too).
     pub fn limits_rate(&self) -> bool {
-        self.delay_fn.is_some() || self.stop.is_set()
+        self.delay_fn.is_some() || (self.stop.is_set() && !*self.failed.borrow())
     }
 
     /// The thread's stop signal.
