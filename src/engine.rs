@@ -86,15 +86,13 @@ fn raise_nofile_limit() {
     }
 }
 
-/// A finished run: the merged summary, the script's setup/done state (for `done()`, called
-/// after the report), and the first run-time script error if one stopped the run early.
+/// A finished run: the merged summary (with the run-time script error, if one stopped the
+/// run early) and the script's setup/done state (for `done()`, called after the report).
 pub struct Finished {
     /// The merged results.
     pub summary: Summary,
     /// The script's setup/done state, when there is a script.
     pub session: Option<Session>,
-    /// `file:line: message` of the script error that stopped the run.
-    pub script_error: Option<String>,
 }
 
 /// Runs the load described by `config` and returns the merged summary.
@@ -296,11 +294,10 @@ fn run_with<C: Connector + Send>(
             started,
             elapsed,
             interrupted,
-            script_error: script_error.clone(),
+            script_error,
             stats,
         },
         session,
-        script_error,
     })
 }
 

@@ -130,6 +130,7 @@ pub fn load_test(config: &Config, out: &Outputs) -> Result<i32> {
         })?;
     }
     let run = engine::run_scripted(config)?;
+    let script_error = run.summary.script_error.clone();
     let result = RunResult::new(run.summary, out.slos.clone(), Vec::new());
     let code = finish(&result, out)?;
     // As wrk: the script's done() runs after the report.
@@ -137,7 +138,7 @@ pub fn load_test(config: &Config, out: &Outputs) -> Result<i32> {
         s.done(&result.summary)?;
     }
     // A run stopped by a script error has printed its partial report; now the error.
-    if let Some(e) = run.script_error {
+    if let Some(e) = script_error {
         return Err(Error::Script(e));
     }
     Ok(code)
