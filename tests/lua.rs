@@ -525,3 +525,61 @@ fn lua_request_reuses_only_the_same_string() {
         lines.len()
     );
 }
+
+/// response() gets every header, including one whose value is not UTF-8 (as raw bytes).
+#[test]
+fn lua_response_sees_headers_that_are_not_utf8() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut c = c;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let r = b"HTTP/1.1 200 OK\r\nX-Bin: a\xff\xfeb\r\nX-Text: caf\xc3\xa9\r\nContent-Length: 2\r\n\r\nok";
+                    if c.write_all(r).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let s = script(
+        "bad = 0\n\
+         function response(status, headers, body)\n  \
+           if headers['X-Bin'] ~= 'a\\255\\254b' or headers['X-Text'] ~= 'caf\\195\\169' \
+              or body ~= 'ok' then\n    bad = bad + 1\n  end\nend\n\
+         local threads = {}\n\
+         function setup(thread)\n  table.insert(threads, thread)\nend\n\
+         function done(summary, latency, requests)\n  \
+           io.write(string.format('bad %d of %d\\n', threads[1]:get('bad'), summary.requests))\nend\n",
+    );
+    let out = run(
+        &[
+            "-t1",
+            "-c1",
+            "-d1s",
+            "-R50",
+            "-s",
+            s.path().to_str().unwrap(),
+            &url,
+        ],
+        LIMIT,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("bad "))
+        .unwrap_or_else(|| panic!("no done() line\n{text}"));
+    let n: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(n[0], 0, "{line}\n{text}");
+    assert!(n[1] >= 40, "{line}\n{text}");
+}

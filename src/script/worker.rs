@@ -267,8 +267,14 @@ impl ResponseSink for LuaSink {
         self.headers = lua
             .create_table_with_capacity(0, headers.len())
             .and_then(|t| {
+                // Names and UTF-8 values go onto Lua's stack as `&str`, which mlua pushes
+                // directly; a string made with `create_string` would be handed to Rust in a
+                // freshly allocated handle first (two allocations per header).
                 for h in headers {
-                    t.raw_set(lua.create_string(h.name)?, lua.create_string(h.value)?)?;
+                    match std::str::from_utf8(h.value) {
+                        Ok(v) => t.raw_set(h.name, v)?,
+                        Err(_) => t.raw_set(h.name, lua.create_string(h.value)?)?,
+                    }
                 }
                 Ok(t)
             })
