@@ -48,6 +48,24 @@ fn script(text: &str) -> tempfile::NamedTempFile {
     f
 }
 
+/// Runs loadgen with `args`, asserts that it succeeded, and returns its standard output.
+fn run_ok(args: &[&str]) -> String {
+    let out = run(args, LIMIT);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    text
+}
+
+/// The numbers on the report line that starts with `prefix` (written by a script's `done()`).
+fn done_numbers(text: &str, prefix: &str) -> Vec<u64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} line\n{text}"))
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect()
+}
+
 #[test]
 fn lua_settings_change_the_request() {
     let (url, seen) = recorder();
@@ -478,20 +496,8 @@ fn lua_request_reuses_only_the_same_string() {
          function done(summary, latency, requests)\n  \
            io.write(string.format('calls %d\\n', threads[1]:get('calls')))\nend\n",
     );
-    let out = run(
-        &[
-            "-t1",
-            "-c3",
-            "-d1s",
-            "-R300",
-            "-s",
-            s.path().to_str().unwrap(),
-            &url,
-        ],
-        LIMIT,
-    );
-    let text = stdout(&out);
-    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let p = s.path().to_str().unwrap();
+    let text = run_ok(&["-t1", "-c3", "-d1s", "-R300", "-s", p, &url]);
     let lines = request_lines(&seen);
     let a = lines
         .iter()
@@ -509,11 +515,7 @@ fn lua_request_reuses_only_the_same_string() {
     assert!(lines.len() >= 250, "{text}");
     // Every fourth call returned /b (4 and 3 connections: no connection always gets the same
     // one); a call whose request the deadline cut off is not sent.
-    let calls: usize = text
-        .lines()
-        .find_map(|l| l.strip_prefix("calls "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no calls line\n{text}"));
+    let calls = done_numbers(&text, "calls ")[0] as usize;
     assert!(
         calls >= lines.len() && calls <= lines.len() + 3,
         "{calls} calls\n{text}"
@@ -558,28 +560,9 @@ fn lua_response_sees_headers_that_are_not_utf8() {
          function done(summary, latency, requests)\n  \
            io.write(string.format('bad %d of %d\\n', threads[1]:get('bad'), summary.requests))\nend\n",
     );
-    let out = run(
-        &[
-            "-t1",
-            "-c1",
-            "-d1s",
-            "-R50",
-            "-s",
-            s.path().to_str().unwrap(),
-            &url,
-        ],
-        LIMIT,
-    );
-    let text = stdout(&out);
-    assert!(out.status.success(), "{text}{}", stderr(&out));
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("bad "))
-        .unwrap_or_else(|| panic!("no done() line\n{text}"));
-    let n: Vec<u64> = line
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    assert_eq!(n[0], 0, "{line}\n{text}");
-    assert!(n[1] >= 40, "{line}\n{text}");
+    let p = s.path().to_str().unwrap();
+    let text = run_ok(&["-t1", "-c1", "-d1s", "-R50", "-s", p, &url]);
+    let n = done_numbers(&text, "bad ");
+    assert_eq!(n[0], 0, "{text}");
+    assert!(n[1] >= 40, "{text}");
 }
