@@ -394,8 +394,9 @@ run_probe() {
     V_LAG[$name]+=" -"
 }
 
-# median <values...>: the median of the numeric ones (the lower middle for an even count),
-# or the first value when none is numeric ("NA", "-").
+# median <values...>: the median of the numeric ones (for an even count, the mean of the two
+# middle ones: taking either one alone would bias a column, and the ratios made from it), or
+# the first value when none is numeric ("NA", "-").
 median() {
     printf '%s\n' "$@" | awk '
         BEGIN { n = 0 }
@@ -409,7 +410,8 @@ median() {
                     t = v[j]; v[j] = v[j-1]; v[j-1] = t
                     t = txt[j]; txt[j] = txt[j-1]; txt[j-1] = t
                 }
-            print txt[int((n - 1) / 2)]
+            if (n % 2) print txt[int(n / 2)]
+            else printf "%.6g\n", (v[n/2 - 1] + v[n/2]) / 2
         }'
 }
 
@@ -561,7 +563,8 @@ paired() {
         END {
             if (!n) { print "NA"; exit }
             for (i = 1; i < n; i++) for (j = i; j > 0 && r[j-1] > r[j]; j--) { t = r[j]; r[j] = r[j-1]; r[j-1] = t }
-            printf "%.2f (range %.2f–%.2f, %d pairs)\n", r[int((n - 1) / 2)], r[0], r[n-1], n
+            m = (n % 2) ? r[int(n / 2)] : (r[n/2 - 1] + r[n/2]) / 2
+            printf "%.2f (range %.2f–%.2f, %d pairs)\n", m, r[0], r[n-1], n
         }'
 }
 if [[ -n "${CPU_US[$WRK2_OPEN]:-}" ]]; then
