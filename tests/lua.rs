@@ -12,6 +12,11 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// A loopback HTTP/1.1 server that keeps the raw bytes of every request it receives.
 fn recorder() -> (String, Arc<Mutex<Vec<u8>>>) {
+    recorder_answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+}
+
+/// [`recorder`] answering every request with `response`.
+fn recorder_answering(response: &'static [u8]) -> (String, Arc<Mutex<Vec<u8>>>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", l.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -29,9 +34,7 @@ fn recorder() -> (String, Arc<Mutex<Vec<u8>>>) {
                     seen.lock().unwrap().extend_from_slice(&buf[..n]);
                     let reqs = buf[..n].windows(9).filter(|w| w == b"HTTP/1.1\r").count();
                     for _ in 0..reqs.max(1) {
-                        if c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                            .is_err()
-                        {
+                        if c.write_all(response).is_err() {
                             return;
                         }
                     }
@@ -531,25 +534,9 @@ fn lua_request_reuses_only_the_same_string() {
 /// response() gets every header, including one whose value is not UTF-8 (as raw bytes).
 #[test]
 fn lua_response_sees_headers_that_are_not_utf8() {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", l.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for c in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut c = c;
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = c.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    let r = b"HTTP/1.1 200 OK\r\nX-Bin: a\xff\xfeb\r\nX-Text: caf\xc3\xa9\r\nContent-Length: 2\r\n\r\nok";
-                    if c.write_all(r).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    let (url, _) = recorder_answering(
+        b"HTTP/1.1 200 OK\r\nX-Bin: a\xff\xfeb\r\nX-Text: caf\xc3\xa9\r\nContent-Length: 2\r\n\r\nok",
+    );
     let s = script(
         "bad = 0\n\
          function response(status, headers, body)\n  \
