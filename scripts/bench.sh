@@ -25,6 +25,13 @@
 #   WRK2=path       a wrk2 binary you built yourself (github.com/giltene/wrk2; it is not
 #                   packaged, and this script does not build it): adds wrk2 -t1 -c50 -R$RATE,
 #                   run for at least 15 s (wrk2 needs ~10 s to calibrate), as the same-rate peer
+#                   (run right after loadgen's default in odd rounds, right before it in even
+#                   ones)
+#   PAIRS=0         with WRK2: after the rounds, this many more back-to-back pairs of loadgen
+#                   -t1 -c50 -R$RATE and wrk2 at the same rate, the order alternating, never
+#                   under perf, for the CPU ratio alone (its median over many pairs is the
+#                   figure to quote: the host's drift moves single runs by +-10%). REPEAT=0
+#                   with PAIRS runs only the pairs
 #
 # Only ever talks to 127.0.0.1.
 set -euo pipefail
@@ -47,7 +54,11 @@ die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
 [[ "$DUR" =~ ^[0-9]+$ && "$DUR" -gt 0 ]] || die "DUR must be a positive integer (got '$DUR')"
 [[ "$RATE" =~ ^[0-9]+$ && "$RATE" -gt 0 ]] || die "RATE must be a positive integer (got '$RATE')"
 REPEAT=${REPEAT:-1}
-[[ "$REPEAT" =~ ^[0-9]+$ && "$REPEAT" -gt 0 ]] || die "REPEAT must be a positive integer (got '$REPEAT')"
+PAIRS=${PAIRS:-0}
+[[ "$PAIRS" =~ ^[0-9]+$ ]] || die "PAIRS must be a whole number (got '$PAIRS')"
+[[ "$REPEAT" =~ ^[0-9]+$ ]] && { ((REPEAT > 0)) || ((PAIRS > 0)); } ||
+    die "REPEAT must be a positive integer, or 0 with PAIRS (got '$REPEAT')"
+((PAIRS == 0)) || [[ -n "${WRK2:-}" ]] || die "PAIRS needs WRK2 (the wrk2 binary to pair with)"
 [[ "$PORT" =~ ^[0-9]+$ ]] || die "PORT must be numeric (got '$PORT')"
 
 # --------------------------------------------------------------------------
@@ -302,6 +313,8 @@ parse_strace() {
     awk '$NF == "total" && $1 ~ /^[0-9.]+$/ { print $4; found = 1 } END { if (!found) print "NA" }' "$1"
 }
 
+PAIRING=0 # 1 while run_pairs runs: no perf, no strace
+OHA_NOTE=""
 ROWS=()   # "name|target|req|rate|cpu_s|rss_kb|sc_req|p50_us|lag99_us|cpu_range"
 declare -A CPU_US
 # Per run name, the values of each round, space-separated; ORDER: names in first-run order.
@@ -323,7 +336,7 @@ run_one() {
     # other rounds: perf's tracepoint and its work at every context switch add 5-10% to a
     # generator that wakes often (measured: loadgen -R20000 9.0 -> 8.3 us/req, wrk2 ~2%).
     local traced=0 cpu_ok=1
-    if ((USE_PERF)) && [[ "${SKIP_STRACE:-0}" != 1 ]] && ((REPEAT == 1 || ROUND == 1)); then
+    if ((USE_PERF && !PAIRING)) && [[ "${SKIP_STRACE:-0}" != 1 ]] && ((REPEAT == 1 || ROUND == 1)); then
         traced=1
         ((REPEAT == 1)) || cpu_ok=0
     fi
@@ -341,7 +354,7 @@ run_one() {
     read -r u s m < <(grep -E '^[0-9.]+ [0-9.]+ [0-9]+$' "$tfile" | tail -n1 || echo "NA NA NA")
 
     local sc_req="-"
-    if [[ "${SKIP_STRACE:-0}" != 1 ]] && { ((traced)) || ! ((USE_PERF)); }; then
+    if [[ "${SKIP_STRACE:-0}" != 1 ]] && ((!PAIRING)) && { ((traced)) || ! ((USE_PERF)); }; then
         local sc sreq=$req
         if ((USE_PERF)); then
             sc=$(parse_perf "$pfile")
@@ -468,13 +481,23 @@ LG_RESP_MAX="loadgen -t1 -c50 -s response.lua (max)"
 WRK_RESP="wrk -t1 -c50 -s response.lua (max)"
 BENCH_LUA=$REPO_ROOT/scripts/bench
 
+# run_open <name> and run_wrk2 <name>: loadgen's default and wrk2 at -R$RATE.
+run_open() { run_one "$1" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency "$URL"; }
+run_wrk2() { run_one "$1" "$RATE" "$WRK2" -t1 -c50 -d"$((DUR > 15 ? DUR : 15))s" -R"$RATE" --latency "$URL"; }
+
 # One round: every run once.
 run_all() {
-    run_one "$LG_OPEN" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency "$URL"
-    # wrk2 right after loadgen at the same rate, so that each round's pair sees the same host
-    # load (the paired ratio in the report).
+    # wrk2 back to back with loadgen at the same rate, so that each round's pair sees the same
+    # host load (the paired ratio in the report); which goes first alternates, so that neither
+    # always follows the previous round's heaviest runs.
     if [[ -n "${WRK2:-}" && "${LUA_ONLY:-0}" != 1 ]]; then
-        run_one "$WRK2_OPEN" "$RATE" "$WRK2" -t1 -c50 -d"$((DUR > 15 ? DUR : 15))s" -R"$RATE" --latency "$URL"
+        if ((ROUND % 2)); then
+            run_open "$LG_OPEN"; run_wrk2 "$WRK2_OPEN"
+        else
+            run_wrk2 "$WRK2_OPEN"; run_open "$LG_OPEN"
+        fi
+    else
+        run_open "$LG_OPEN"
     fi
     run_one "$LG_REQ" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency -s "$BENCH_LUA/request.lua" "$URL"
     run_one "$LG_RESP" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency -s "$BENCH_LUA/response.lua" "$URL"
@@ -504,11 +527,28 @@ run_all() {
     fi
 }
 
+LG_PAIR="$LG_OPEN (pairs)"
+WRK2_PAIR="$WRK2_OPEN (pairs)"
+# PAIRS back-to-back pairs, the order alternating, without perf: the CPU ratio to wrk2 alone.
+run_pairs() {
+    PAIRING=1
+    for ((ROUND = 1; ROUND <= PAIRS; ROUND++)); do
+        log "pair $ROUND of $PAIRS"
+        if ((ROUND % 2)); then
+            run_open "$LG_PAIR"; run_wrk2 "$WRK2_PAIR"
+        else
+            run_wrk2 "$WRK2_PAIR"; run_open "$LG_PAIR"
+        fi
+    done
+    PAIRING=0
+}
+
 [[ -z "${WRK2:-}" || -x "$WRK2" ]] || die "WRK2=$WRK2 is not an executable"
 for ((ROUND = 1; ROUND <= REPEAT; ROUND++)); do
     ((REPEAT == 1)) || log "round $ROUND of $REPEAT"
     run_all
 done
+((PAIRS == 0)) || run_pairs
 summarize
 
 # --------------------------------------------------------------------------
@@ -545,32 +585,42 @@ ratio() {
     awk -v a="${CPU_US[$1]:-NA}" -v b="${CPU_US[$2]:-NA}" \
         'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "NA" }'
 }
+# show_ratio <a> <b> [suffix]: the line "a ÷ b: ratio", unless a run is missing.
+show_ratio() {
+    local r
+    r=$(ratio "$1" "$2")
+    [[ "$r" == NA ]] || echo "- $1 ÷ $2: $r${3:-}"
+}
 echo "CPU/req ratios (lower is better for loadgen):"
-echo "- $LG_REQ ÷ $LG_OPEN: $(ratio "$LG_REQ" "$LG_OPEN") (target <= 1.3)"
-echo "- $LG_RESP ÷ $LG_OPEN: $(ratio "$LG_RESP" "$LG_OPEN") (target <= 2)"
-echo "- $LG_REQ_MAX ÷ $WRK_REQ: $(ratio "$LG_REQ_MAX" "$WRK_REQ")"
-echo "- $LG_RESP_MAX ÷ $WRK_RESP: $(ratio "$LG_RESP_MAX" "$WRK_RESP")"
-echo "- $LG_OPEN ÷ $WRK_MAX: $(ratio "$LG_OPEN" "$WRK_MAX")"
-echo "- $LG_PRECISE ÷ $WRK_MAX: $(ratio "$LG_PRECISE" "$WRK_MAX")"
-echo "- $LG_MAX ÷ $WRK_MAX: $(ratio "$LG_MAX" "$WRK_MAX")"
-echo "- $LG_1K ÷ $WRK_MAX: $(ratio "$LG_1K" "$WRK_MAX")"
-# paired <a> <b>: the median (range, count) of a ÷ b over the rounds where both have a CPU
-# figure: each round's pair ran back to back, so the host's drift cancels out of the ratio.
+show_ratio "$LG_REQ" "$LG_OPEN" " (target <= 1.3)"
+show_ratio "$LG_RESP" "$LG_OPEN" " (target <= 2)"
+show_ratio "$LG_REQ_MAX" "$WRK_REQ"
+show_ratio "$LG_RESP_MAX" "$WRK_RESP"
+show_ratio "$LG_OPEN" "$WRK_MAX"
+show_ratio "$LG_PRECISE" "$WRK_MAX"
+show_ratio "$LG_MAX" "$WRK_MAX"
+show_ratio "$LG_1K" "$WRK_MAX"
+# paired <a> <b>: the median (range, count, how many at most 0.6) of a ÷ b over the rounds
+# where both have a CPU figure: each round's pair ran back to back, so the host's drift
+# cancels out of the ratio.
 paired() {
     # shellcheck disable=SC2086  # word splitting of the space-separated lists is intended
     paste -d' ' <(printf '%s\n' ${V_CPUUS[$1]}) <(printf '%s\n' ${V_CPUUS[$2]}) | awk '
-        $1 ~ /^[0-9.]+$/ && $2 ~ /^[0-9.]+$/ && $2 > 0 { r[n++] = $1 / $2 }
+        $1 ~ /^[0-9.]+$/ && $2 ~ /^[0-9.]+$/ && $2 > 0 { x = $1 / $2; r[n++] = x; low += (x <= 0.6) }
         END {
             if (!n) { print "NA"; exit }
             for (i = 1; i < n; i++) for (j = i; j > 0 && r[j-1] > r[j]; j--) { t = r[j]; r[j] = r[j-1]; r[j-1] = t }
             m = (n % 2) ? r[int(n / 2)] : (r[n/2 - 1] + r[n/2]) / 2
-            printf "%.2f (range %.2f–%.2f, %d pairs)\n", m, r[0], r[n-1], n
+            printf "%.3f (range %.3f–%.3f, %d pairs, %d of them at most 0.6)\n", m, r[0], r[n-1], n, low
         }'
 }
 if [[ -n "${CPU_US[$WRK2_OPEN]:-}" ]]; then
     echo "- $LG_OPEN ÷ $WRK2_OPEN (same rate): $(ratio "$LG_OPEN" "$WRK2_OPEN"); paired, run back to back in each round: $(paired "$LG_OPEN" "$WRK2_OPEN")"
     echo "- $LG_PRECISE ÷ $WRK2_OPEN (same rate): $(ratio "$LG_PRECISE" "$WRK2_OPEN")"
     echo "- $LG_COARSE1 ÷ $WRK2_OPEN (same rate): $(ratio "$LG_COARSE1" "$WRK2_OPEN")"
+fi
+if [[ -n "${CPU_US[$WRK2_PAIR]:-}" ]]; then
+    echo "- $LG_OPEN ÷ $WRK2_OPEN over $PAIRS alternating pairs: paired $(paired "$LG_PAIR" "$WRK2_PAIR")"
 fi
 if [[ -n "${CPU_US[$OHA]:-}" ]]; then
     echo "- $OHA ÷ $WRK_MAX: $(ratio "$OHA" "$WRK_MAX")"
