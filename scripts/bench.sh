@@ -28,10 +28,14 @@
 #                   (run right after loadgen's default in odd rounds, right before it in even
 #                   ones)
 #   PAIRS=0         with WRK2: after the rounds, this many more back-to-back pairs of loadgen
-#                   -t1 -c50 -R$RATE and wrk2 at the same rate, the order alternating, never
-#                   under perf, for the CPU ratio alone (its median over many pairs is the
-#                   figure to quote: the host's drift moves single runs by +-10%). REPEAT=0
-#                   with PAIRS runs only the pairs
+#                   -t1 -c50 -R$RATE and wrk2 at the same rate (with the floor between them),
+#                   the order alternating, never under perf, for the CPU ratio alone (its
+#                   median over many pairs is the figure to quote: the host's drift moves
+#                   single runs by +-10%). REPEAT=0 with PAIRS runs only the pairs
+#
+# Every round (and every pair) also runs the floor, examples/floor.rs, at -c50 -R$RATE: one
+# send and one recv per request and one sleep per 750 µs tick, nothing else; the least CPU
+# per request any generator can spend at that rate, to measure loadgen and wrk2 against.
 #
 # Only ever talks to 127.0.0.1.
 set -euo pipefail
@@ -103,10 +107,12 @@ WRK_BIN=$(command -v wrk)
 # --------------------------------------------------------------------------
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     log "building loadgen (cargo build --release) in $REPO_ROOT"
-    (cd "$REPO_ROOT" && cargo build --release)
+    (cd "$REPO_ROOT" && cargo build --release && cargo build --release --example floor)
 fi
 LOADGEN=${LOADGEN:-$REPO_ROOT/target/release/loadgen}
 [[ -x "$LOADGEN" ]] || die "loadgen binary not found/executable: $LOADGEN"
+FLOOR_BIN=$REPO_ROOT/target/release/examples/floor
+[[ -x "$FLOOR_BIN" ]] || { warn "no $FLOOR_BIN (cargo build --release --example floor): the floor runs are skipped"; FLOOR_BIN=""; }
 
 # --------------------------------------------------------------------------
 # CPU pinning
@@ -472,6 +478,7 @@ LG_1K="loadgen -t1 -c1000 -R$RATE"
 LG_10K="loadgen -t1 -c10000 -R2000"
 OHA="oha -c50 -q$RATE"
 WRK2_OPEN="wrk2 -t1 -c50 -R$RATE"
+FLOOR_OPEN="floor -c50 -R$RATE: send + recv, 750 µs ticks (examples/floor.rs)"
 
 LG_REQ="loadgen -t1 -c50 -R$RATE -s request.lua"
 LG_RESP="loadgen -t1 -c50 -R$RATE -s response.lua"
@@ -484,6 +491,10 @@ BENCH_LUA=$REPO_ROOT/scripts/bench
 # run_open <name> and run_wrk2 <name>: loadgen's default and wrk2 at -R$RATE.
 run_open() { run_one "$1" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency "$URL"; }
 run_wrk2() { run_one "$1" "$RATE" "$WRK2" -t1 -c50 -d"$((DUR > 15 ? DUR : 15))s" -R"$RATE" --latency "$URL"; }
+# run_floor <name>: examples/floor.rs at -c50 -R$RATE (nothing when it was not built).
+run_floor() {
+    [[ -z "$FLOOR_BIN" ]] || run_one "$1" "$RATE" "$FLOOR_BIN" "$HOST:$PORT" /index.html 50 "$RATE" "$DUR"
+}
 
 # One round: every run once.
 run_all() {
@@ -499,6 +510,7 @@ run_all() {
     else
         run_open "$LG_OPEN"
     fi
+    [[ "${LUA_ONLY:-0}" == 1 ]] || run_floor "$FLOOR_OPEN"
     run_one "$LG_REQ" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency -s "$BENCH_LUA/request.lua" "$URL"
     run_one "$LG_RESP" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency -s "$BENCH_LUA/response.lua" "$URL"
     run_one "$WRK_REQ" max "$WRK_BIN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/request.lua" "$URL"
@@ -529,15 +541,17 @@ run_all() {
 
 LG_PAIR="$LG_OPEN (pairs)"
 WRK2_PAIR="$WRK2_OPEN (pairs)"
-# PAIRS back-to-back pairs, the order alternating, without perf: the CPU ratio to wrk2 alone.
+FLOOR_PAIR="floor -c50 -R$RATE (pairs)"
+# PAIRS back-to-back pairs (the floor between the two), the order alternating, without perf:
+# the CPU ratio to wrk2 alone.
 run_pairs() {
     PAIRING=1
     for ((ROUND = 1; ROUND <= PAIRS; ROUND++)); do
         log "pair $ROUND of $PAIRS"
         if ((ROUND % 2)); then
-            run_open "$LG_PAIR"; run_wrk2 "$WRK2_PAIR"
+            run_open "$LG_PAIR"; run_floor "$FLOOR_PAIR"; run_wrk2 "$WRK2_PAIR"
         else
-            run_wrk2 "$WRK2_PAIR"; run_open "$LG_PAIR"
+            run_wrk2 "$WRK2_PAIR"; run_floor "$FLOOR_PAIR"; run_open "$LG_PAIR"
         fi
     done
     PAIRING=0
@@ -621,6 +635,13 @@ if [[ -n "${CPU_US[$WRK2_OPEN]:-}" ]]; then
 fi
 if [[ -n "${CPU_US[$WRK2_PAIR]:-}" ]]; then
     echo "- $LG_OPEN ÷ $WRK2_OPEN over $PAIRS alternating pairs: paired $(paired "$LG_PAIR" "$WRK2_PAIR")"
+fi
+if [[ -n "${CPU_US[$FLOOR_PAIR]:-}" ]]; then
+    echo "- over the same pairs, ÷ the floor run between them: loadgen $(paired "$LG_PAIR" "$FLOOR_PAIR" | cut -d' ' -f1), wrk2 $(paired "$WRK2_PAIR" "$FLOOR_PAIR" | cut -d' ' -f1); floor ÷ wrk2 $(paired "$FLOOR_PAIR" "$WRK2_PAIR" | cut -d' ' -f1)"
+fi
+if [[ -n "${CPU_US[$FLOOR_OPEN]:-}" ]]; then
+    show_ratio "$LG_OPEN" "$FLOOR_OPEN"
+    [[ -z "${CPU_US[$WRK2_OPEN]:-}" ]] || show_ratio "$WRK2_OPEN" "$FLOOR_OPEN"
 fi
 if [[ -n "${CPU_US[$OHA]:-}" ]]; then
     echo "- $OHA ÷ $WRK_MAX: $(ratio "$OHA" "$WRK_MAX")"
