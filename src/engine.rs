@@ -458,6 +458,7 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             end_ns: a.config.duration.as_nanos() as u64,
             cut_ns: (a.config.duration + drain).as_nanos() as u64,
             cut: t0 + a.config.duration + drain,
+            open_loop: a.config.rate.is_some(),
             stats: Stats::anchored(crate::timeline::unix_ns_at(t0)).into(),
         });
         let mut tasks = Vec::with_capacity(conns.len());

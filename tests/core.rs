@@ -83,6 +83,41 @@ fn reconnects_when_the_server_closes_connections() {
     assert_eq!(r.read + r.write + r.connect, 0, "{text}");
 }
 
+/// `--timeout` counts from each request's own send. With 300 ms responses and a 500 ms
+/// timeout, a connection's second request is still out when the first one's deadline passes
+/// (at 500 ms; its response comes at 600 ms): that must not time it out. Nor, in closed loop,
+/// are the requests still out when the run ends (wrk does not count them either; they used to
+/// be counted as timeouts when the connection's timer fired before the stop). With 700 ms
+/// responses, every request times out.
+#[test]
+fn each_request_gets_its_whole_timeout() {
+    for (delay, timeouts) in [("300ms", false), ("700ms", true)] {
+        let s = serve_alone(&["--delay", delay]);
+        let out = run(
+            &[
+                "-t1",
+                "-c20",
+                "-d2s",
+                "--timeout",
+                "500ms",
+                "--latency",
+                &s.url,
+            ],
+            LIMIT,
+        );
+        let text = stdout(&out);
+        let r = parse(&text);
+        if timeouts {
+            assert!(r.requests == 0 && r.timeout >= 40, "{text}");
+        } else {
+            // 20 connections, a response every 300 ms each, for 2 s: 6 each.
+            assert!((110..=130).contains(&r.requests), "{text}");
+            assert_eq!(r.timeout, 0, "{text}");
+            assert!(r.p(100.0) < 400_000.0, "{text}");
+        }
+    }
+}
+
 #[test]
 fn nothing_listening_is_one_line_and_exit_1() {
     let port = dead_port();

@@ -53,6 +53,9 @@ pub struct ThreadCtx {
     pub cut_ns: u64,
     /// `cut_ns` as an `Instant`, for read deadlines.
     pub cut: Instant,
+    /// Open loop (`-R`): a request still out at `cut_ns` is recorded as unfinished. In closed
+    /// loop, as in wrk, what is in flight at the end of the run is not counted at all.
+    pub open_loop: bool,
     /// The thread's measurements.
     pub stats: RefCell<Stats>,
 }
@@ -354,9 +357,12 @@ where
                 }
                 None if done >= ctx.cut_ns => {
                     // The drain period is over: this and the rest of the write's requests
-                    // are unfinished.
-                    for _ in i..responses {
-                        stats.unfinished(intended, ctx.cut_ns);
+                    // are unfinished. (Closed loop has no drain period: the run is over, and
+                    // a request it happened to have out is no measurement.)
+                    if ctx.open_loop {
+                        for _ in i..responses {
+                            stats.unfinished(intended, ctx.cut_ns);
+                        }
                     }
                     return (Next::Cut, n);
                 }
