@@ -67,6 +67,11 @@ impl ThreadCtx {
         mono_ns().saturating_sub(self.t0)
     }
 
+    /// `at_ns` (ns since `t0`, at most `cut_ns`) as a tokio instant, for the deadline timer.
+    fn instant_at(&self, at_ns: u64) -> tokio::time::Instant {
+        (self.cut - Duration::from_nanos(self.cut_ns - at_ns)).into()
+    }
+
     fn error(&self, kind: fn(&mut Errors) -> &mut u64) {
         let now = self.now();
         self.stats.borrow_mut().error(now, kind);
@@ -109,12 +114,13 @@ pub async fn drive<C: Connector, H: Hooks>(
     // Coarse pacing skips idle ticks only while every live connection task sleeps.
     let _task = ctx.pacer.task();
     let mut reader = ResponseReader::new();
-    // The connection's response deadline: one timer for its whole life, moved later for each
-    // request (an atomic store in tokio's timer), instead of a timer registered and cancelled
-    // per request (each under the timer driver's lock).
-    let mut deadline = Box::pin(tokio::time::sleep_until(tokio::time::Instant::from(
-        ctx.cut,
-    )));
+    // The connection's response deadline: one timer for its whole life, set to `timer_ns`
+    // (ns since `t0`). A request's deadline is later than the one before, so the timer is
+    // left where it is and moved only when it fires before the current request's deadline
+    // (`before`): once per timeout period at most, instead of a timer registered and
+    // cancelled per request (each under the timer driver's lock) or moved per request.
+    let mut deadline = Box::pin(tokio::time::sleep_until(ctx.instant_at(ctx.cut_ns)));
+    let mut timer_ns = ctx.cut_ns;
     let mut k: u64 = 0;
     loop {
         // Wait for the slot first, so that reconnecting never runs ahead of the plan.
@@ -170,6 +176,7 @@ pub async fn drive<C: Connector, H: Hooks>(
                 &mut reader,
                 &mut hooks,
                 deadline.as_mut(),
+                &mut timer_ns,
                 intended,
                 free,
                 &mut times,
@@ -226,37 +233,32 @@ fn record_backlog(ctx: &ThreadCtx, plan: Option<&Plan>, mut k: u64) {
 
 /// Waits until the plan's `k`-th slot and returns its intended time (ns since `t0`), or `None`
 /// when that slot lies at or after the end of the run. In closed loop there is no plan: the
-/// intended time is now.
+/// intended time is now. With a plan it waits on the thread's pacer: to within microseconds
+/// with precise pacing; with coarse pacing, until the tick before the slot (the request leaves
+/// up to a tick early and is timed from its actual send, so the timer's granularity is never
+/// counted as latency, as wrk2 counts it). One clock read decides both whether the drain period
+/// is over and whether to sleep.
 #[inline]
 async fn wait_for_slot(ctx: &ThreadCtx, plan: Option<&Plan>, k: u64) -> Option<u64> {
-    let due_ns = match plan {
-        None => ctx.now(),
-        Some(p) => p.intended_ns(k),
+    let Some(p) = plan else {
+        let now = ctx.now();
+        return (now < ctx.end_ns).then_some(now);
     };
+    let due_ns = p.intended_ns(k);
     if due_ns >= ctx.end_ns {
         return None;
     }
-    if plan.is_some() {
-        // Past the drain period (so far past this slot, planned before the deadline): stop.
-        if ctx.now() >= ctx.cut_ns {
-            record_backlog(ctx, plan, k);
-            return None;
-        }
-        wait_until_slot(ctx, due_ns).await;
+    let now = mono_ns();
+    // Past the drain period (so far past this slot, planned before the deadline): stop.
+    if now.saturating_sub(ctx.t0) >= ctx.cut_ns {
+        record_backlog(ctx, plan, k);
+        return None;
     }
-    Some(due_ns)
-}
-
-/// Waits for a planned slot at `at_ns` (ns since `t0`) on the thread's pacer: to within
-/// microseconds with precise pacing; with coarse pacing, until the tick before the
-/// slot (the request leaves up to a tick early and is timed from its actual send, so the
-/// timer's granularity is never counted as latency, as wrk2 counts it).
-#[inline]
-async fn wait_until_slot(ctx: &ThreadCtx, at_ns: u64) {
-    let due = ctx.t0 + at_ns;
-    if mono_ns() < due {
+    let due = ctx.t0 + due_ns;
+    if now < due {
         ctx.pacer.sleep_until(due).await;
     }
+    Some(due_ns)
 }
 
 /// Sleeps until `at_ns` (ns since `t0`) on the thread's pacer, never before it (think time).
@@ -277,21 +279,37 @@ struct Times {
     done: u64,
 }
 
-/// `fut`'s output, or `None` if `timer` expires first.
-async fn before<F: Future>(fut: F, mut timer: Pin<&mut Sleep>) -> Option<F::Output> {
+/// `fut`'s output, or `None` if the deadline `at_ns` (ns since `t0`) passes first. `timer`,
+/// set to `*timer_ns`, may have been left at an earlier request's deadline: when it fires
+/// before `at_ns`, it is moved there and the wait goes on.
+async fn before<F: Future>(
+    ctx: &ThreadCtx,
+    fut: F,
+    mut timer: Pin<&mut Sleep>,
+    timer_ns: &mut u64,
+    at_ns: u64,
+) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     std::future::poll_fn(|cx| {
         if let Poll::Ready(v) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(v));
         }
-        timer.as_mut().poll(cx).map(|()| None)
+        while timer.as_mut().poll(cx).is_ready() {
+            if *timer_ns >= at_ns {
+                return Poll::Ready(None);
+            }
+            *timer_ns = at_ns;
+            timer.as_mut().reset(ctx.instant_at(at_ns));
+        }
+        Poll::Pending
     })
     .await
 }
 
 /// Sends the request and reads its response(s), recording each and handing each to the
-/// script's `response()` when it has one; `timer` is the connection's deadline timer, set here
-/// for this request. Returns what to do next and how many requests the write held (at least
+/// script's `response()` when it has one; `timer` is the connection's deadline timer, set to
+/// `*timer_ns`, which this request's deadline may move earlier (only its first) or later
+/// (`before`). Returns what to do next and how many requests the write held (at least
 /// 1, so a failed slot is spent).
 #[allow(clippy::too_many_arguments)]
 async fn exchange<S, H: Hooks>(
@@ -300,6 +318,7 @@ async fn exchange<S, H: Hooks>(
     reader: &mut ResponseReader,
     hooks: &mut H,
     mut timer: Pin<&mut Sleep>,
+    timer_ns: &mut u64,
     intended: u64,
     free: u64,
     times: &mut Times,
@@ -321,16 +340,19 @@ where
         }
         (sent, req.responses, req.head)
     };
-    // The deadline, from the send time already read: `cut` less what lies between.
+    // The deadline, from the send time already read. The timer moves only if it is set later
+    // (the first request); an earlier setting is moved when it fires (`before`).
     let deadline_ns = sent.saturating_add(ctx.timeout_ns).min(ctx.cut_ns);
-    let deadline = ctx.cut - Duration::from_nanos(ctx.cut_ns - deadline_ns);
-    timer.as_mut().reset(tokio::time::Instant::from(deadline));
+    if deadline_ns < *timer_ns {
+        *timer_ns = deadline_ns;
+        timer.as_mut().reset(ctx.instant_at(deadline_ns));
+    }
     let mut keep = true;
     let n = responses as u64;
     for i in 0..responses {
         let mut bytes = 0u64;
         let read = reader.read_response(io, head, &mut bytes, hooks.sink());
-        let res = before(read, timer.as_mut()).await;
+        let res = before(ctx, read, timer.as_mut(), timer_ns, deadline_ns).await;
         let now_abs = mono_ns();
         let now = now_abs.saturating_sub(ctx.t0);
         // The response was complete when its last bytes reached the socket, if the kernel

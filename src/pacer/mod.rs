@@ -317,19 +317,20 @@ impl Future for Sleep<'_> {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        let window_end = this.pacer.window_end.get();
+        // Coarse: ready once the slot falls within the current tick's window (`ticks` moves
+        // the window before waking the sleepers in it), which needs no clock read. Think time
+        // waits in the heap for the first tick after its end.
+        if window_end > 0 && this.due < window_end && !this.not_before {
+            return Poll::Ready(());
+        }
         let now = mono_ns();
         if now + SLACK_NS >= this.due {
             return Poll::Ready(());
         }
-        let window_end = this.pacer.window_end.get();
         if window_end > 0 {
-            // Coarse: ready once the slot falls within the current tick's window (`ticks`
-            // moves the window before waking the sleepers in it). A poll before that (only a
-            // spurious one) registers again; a stale entry just wakes the task once more.
-            // Think time waits in the heap for the first tick after its end.
-            if this.due < window_end && !this.not_before {
-                return Poll::Ready(());
-            }
+            // A poll before the slot's tick (only a spurious one) registers again; a stale
+            // entry just wakes the task once more.
             let first = !this.counted;
             this.counted = true;
             this.pacer
