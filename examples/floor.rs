@@ -10,8 +10,13 @@
 //! and no error handling beyond stopping. Written by hand because it is a measuring stick, not
 //! a product: nothing in `src/` uses it.
 //!
-//! Usage: `floor HOST:PORT PATH CONNECTIONS RATE SECONDS [TICK_US]`. Prints wrk's
-//! `N requests in Ts` and `Requests/sec:` lines, and the system calls it made per request.
+//! Usage: `floor HOST:PORT PATH CONNECTIONS RATE SECONDS [TICK_US] [--stamp] [--epoll]`.
+//! Prints wrk's `N requests in Ts` and `Requests/sec:` lines, and the system calls it made per
+//! request. Two flags add back, one at a time, kernel work that loadgen does and the floor
+//! skips, to tell how much of loadgen's cost above the floor is the kernel's: `--stamp` asks
+//! for kernel receive timestamps (`SO_TIMESTAMPNS`, read with `recvmsg`, as loadgen times its
+//! responses), `--epoll` registers the sockets with an edge-triggered epoll and polls it once
+//! per tick (as tokio's reactor does).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -90,7 +95,10 @@ fn response_len(s: &mut TcpStream, req: &[u8]) -> Result<usize, String> {
 }
 
 fn run() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().collect();
+    let all: Vec<String> = std::env::args().collect();
+    let stamp = all.iter().any(|a| a == "--stamp");
+    let use_epoll = all.iter().any(|a| a == "--epoll");
+    let args: Vec<String> = all.into_iter().filter(|a| !a.starts_with("--")).collect();
     let addr: String = arg(&args, 1, "HOST:PORT")?;
     let path: String = arg(&args, 2, "PATH")?;
     let conns: usize = arg(&args, 3, "CONNECTIONS")?;
@@ -117,6 +125,47 @@ fn run() -> Result<(), String> {
         s.set_nonblocking(true).map_err(|e| e.to_string())?;
     }
     let fds: Vec<i32> = socks.iter().map(|s| s.as_raw_fd()).collect();
+    if stamp {
+        for &fd in &fds {
+            let on: libc::c_int = 1;
+            // SAFETY: a valid socket and an int option we own.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_TIMESTAMPNS,
+                    (&on as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(format!("SO_TIMESTAMPNS: {}", io::Error::last_os_error()));
+            }
+        }
+    }
+    // SAFETY: plain syscall; the descriptor is closed when the process exits.
+    let ep = if use_epoll {
+        unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }
+    } else {
+        -1
+    };
+    if use_epoll {
+        if ep < 0 {
+            return Err(format!("epoll_create1: {}", io::Error::last_os_error()));
+        }
+        for (i, &fd) in fds.iter().enumerate() {
+            let mut ev = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+                u64: i as u64,
+            };
+            // SAFETY: valid descriptors and an event we own.
+            if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+                return Err(format!("epoll_ctl: {}", io::Error::last_os_error()));
+            }
+        }
+    }
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; conns];
+    let mut cmsg = [0u8; 64];
 
     // Connection i's k-th slot is at t0 + (k + i / conns) * gap; a slot is released at the
     // tick before it, once the connection's last response is in.
@@ -131,19 +180,39 @@ fn run() -> Result<(), String> {
     let end = t0 + (secs * 1e9) as u64;
     let mut tick_at = t0;
     while tick_at < end + tick {
+        if use_epoll {
+            // SAFETY: a valid epoll descriptor and an event buffer we own.
+            unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), conns as i32, 0) };
+            calls += 1;
+        }
         // Responses first: every connection with a request out.
         for i in 0..conns {
             if !out[i] {
                 continue;
             }
-            // SAFETY: a valid socket and a buffer we own.
-            let n = unsafe {
-                libc::recv(
-                    fds[i],
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
+            let n = if stamp {
+                let mut iov = libc::iovec {
+                    iov_base: buf.as_mut_ptr().cast(),
+                    iov_len: buf.len(),
+                };
+                // SAFETY: an all-zero msghdr is valid; the pointers set below outlive the call.
+                let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+                msg.msg_iov = &mut iov;
+                msg.msg_iovlen = 1;
+                msg.msg_control = cmsg.as_mut_ptr().cast();
+                msg.msg_controllen = cmsg.len();
+                // SAFETY: a valid socket and a msghdr whose buffers we own.
+                unsafe { libc::recvmsg(fds[i], &mut msg, libc::MSG_DONTWAIT) }
+            } else {
+                // SAFETY: a valid socket and a buffer we own.
+                unsafe {
+                    libc::recv(
+                        fds[i],
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_DONTWAIT,
+                    )
+                }
             };
             calls += 1;
             if n == 0 {
@@ -198,8 +267,10 @@ fn run() -> Result<(), String> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     println!(
-        "floor: {conns} connections, {rate} req/s, {} us ticks",
-        tick / 1000
+        "floor: {conns} connections, {rate} req/s, {} us ticks{}{}",
+        tick / 1000,
+        if stamp { ", receive timestamps" } else { "" },
+        if use_epoll { ", epoll" } else { "" },
     );
     println!("  {done} requests in {elapsed:.2}s ({sent} sent)");
     println!("Requests/sec: {:.2}", done as f64 / elapsed);

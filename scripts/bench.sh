@@ -36,6 +36,8 @@
 # Every round (and every pair) also runs the floor, examples/floor.rs, at -c50 -R$RATE: one
 # send and one recv per request and one sleep per 750 µs tick, nothing else; the least CPU
 # per request any generator can spend at that rate, to measure loadgen and wrk2 against.
+# Each round also runs it with the kernel work loadgen adds (receive timestamps, then also an
+# epoll polled once per tick), to split loadgen's cost above the floor into kernel and user.
 #
 # Only ever talks to 127.0.0.1.
 set -euo pipefail
@@ -479,6 +481,8 @@ LG_10K="loadgen -t1 -c10000 -R2000"
 OHA="oha -c50 -q$RATE"
 WRK2_OPEN="wrk2 -t1 -c50 -R$RATE"
 FLOOR_OPEN="floor -c50 -R$RATE: send + recv, 750 µs ticks (examples/floor.rs)"
+FLOOR_STAMP="floor --stamp: + kernel receive timestamps (recvmsg)"
+FLOOR_EPOLL="floor --stamp --epoll: + an edge-triggered epoll polled per tick"
 
 LG_REQ="loadgen -t1 -c50 -R$RATE -s request.lua"
 LG_RESP="loadgen -t1 -c50 -R$RATE -s response.lua"
@@ -491,9 +495,10 @@ BENCH_LUA=$REPO_ROOT/scripts/bench
 # run_open <name> and run_wrk2 <name>: loadgen's default and wrk2 at -R$RATE.
 run_open() { run_one "$1" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency "$URL"; }
 run_wrk2() { run_one "$1" "$RATE" "$WRK2" -t1 -c50 -d"$((DUR > 15 ? DUR : 15))s" -R"$RATE" --latency "$URL"; }
-# run_floor <name>: examples/floor.rs at -c50 -R$RATE (nothing when it was not built).
+# run_floor <name> [flags]: examples/floor.rs at -c50 -R$RATE (nothing when it was not built).
 run_floor() {
-    [[ -z "$FLOOR_BIN" ]] || run_one "$1" "$RATE" "$FLOOR_BIN" "$HOST:$PORT" /index.html 50 "$RATE" "$DUR"
+    local name=$1; shift
+    [[ -z "$FLOOR_BIN" ]] || run_one "$name" "$RATE" "$FLOOR_BIN" "$HOST:$PORT" /index.html 50 "$RATE" "$DUR" "$@"
 }
 
 # One round: every run once.
@@ -510,7 +515,11 @@ run_all() {
     else
         run_open "$LG_OPEN"
     fi
-    [[ "${LUA_ONLY:-0}" == 1 ]] || run_floor "$FLOOR_OPEN"
+    if [[ "${LUA_ONLY:-0}" != 1 ]]; then
+        run_floor "$FLOOR_OPEN"
+        run_floor "$FLOOR_STAMP" --stamp
+        run_floor "$FLOOR_EPOLL" --stamp --epoll
+    fi
     run_one "$LG_REQ" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency -s "$BENCH_LUA/request.lua" "$URL"
     run_one "$LG_RESP" "$RATE" "$LOADGEN" -t1 -c50 -d"${DUR}s" -R"$RATE" --latency -s "$BENCH_LUA/response.lua" "$URL"
     run_one "$WRK_REQ" max "$WRK_BIN" -t1 -c50 -d"${DUR}s" -s "$BENCH_LUA/request.lua" "$URL"
@@ -640,6 +649,8 @@ if [[ -n "${CPU_US[$FLOOR_PAIR]:-}" ]]; then
     echo "- over the same pairs, ÷ the floor run between them: loadgen $(paired "$LG_PAIR" "$FLOOR_PAIR" | cut -d' ' -f1), wrk2 $(paired "$WRK2_PAIR" "$FLOOR_PAIR" | cut -d' ' -f1); floor ÷ wrk2 $(paired "$FLOOR_PAIR" "$WRK2_PAIR" | cut -d' ' -f1)"
 fi
 if [[ -n "${CPU_US[$FLOOR_OPEN]:-}" ]]; then
+    show_ratio "$FLOOR_STAMP" "$FLOOR_OPEN"
+    show_ratio "$FLOOR_EPOLL" "$FLOOR_OPEN"
     show_ratio "$LG_OPEN" "$FLOOR_OPEN"
     [[ -z "${CPU_US[$WRK2_OPEN]:-}" ]] || show_ratio "$WRK2_OPEN" "$FLOOR_OPEN"
 fi
