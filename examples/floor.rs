@@ -23,39 +23,13 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
+use loadgen::pacer::{block_until, mono_ns};
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("floor: {e}");
         std::process::exit(1);
     }
-}
-
-/// Current CLOCK_MONOTONIC time in ns.
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// Sleeps until `at` (CLOCK_MONOTONIC ns).
-fn sleep_until(at: u64) {
-    let ts = libc::timespec {
-        tv_sec: (at / 1_000_000_000) as libc::time_t,
-        tv_nsec: (at % 1_000_000_000) as libc::c_long,
-    };
-    // SAFETY: plain syscall on a timespec we own.
-    unsafe {
-        libc::clock_nanosleep(
-            libc::CLOCK_MONOTONIC,
-            libc::TIMER_ABSTIME,
-            &ts,
-            std::ptr::null_mut(),
-        )
-    };
 }
 
 fn arg<T: std::str::FromStr>(args: &[String], i: usize, name: &str) -> Result<T, String> {
@@ -92,6 +66,27 @@ fn response_len(s: &mut TcpStream, req: &[u8]) -> Result<usize, String> {
             return Ok(len);
         }
     }
+}
+
+/// An epoll with `fds` registered edge-triggered for reading and writing, as tokio registers
+/// its sockets. The descriptor is closed when the process exits.
+fn new_epoll(fds: &[i32]) -> Result<i32, String> {
+    // SAFETY: plain syscall.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(format!("epoll_create1: {}", io::Error::last_os_error()));
+    }
+    for (i, &fd) in fds.iter().enumerate() {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: i as u64,
+        };
+        // SAFETY: valid descriptors and an event we own.
+        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+            return Err(format!("epoll_ctl: {}", io::Error::last_os_error()));
+        }
+    }
+    Ok(ep)
 }
 
 fn run() -> Result<(), String> {
@@ -143,27 +138,7 @@ fn run() -> Result<(), String> {
             }
         }
     }
-    // SAFETY: plain syscall; the descriptor is closed when the process exits.
-    let ep = if use_epoll {
-        unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }
-    } else {
-        -1
-    };
-    if use_epoll {
-        if ep < 0 {
-            return Err(format!("epoll_create1: {}", io::Error::last_os_error()));
-        }
-        for (i, &fd) in fds.iter().enumerate() {
-            let mut ev = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-                u64: i as u64,
-            };
-            // SAFETY: valid descriptors and an event we own.
-            if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
-                return Err(format!("epoll_ctl: {}", io::Error::last_os_error()));
-            }
-        }
-    }
+    let ep = if use_epoll { new_epoll(&fds)? } else { -1 };
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; conns];
     let mut cmsg = [0u8; 64];
 
@@ -176,7 +151,7 @@ fn run() -> Result<(), String> {
     let mut buf = vec![0u8; 65536];
     let (mut sent, mut done, mut calls) = (0u64, 0u64, 0u64);
     let started = Instant::now();
-    let t0 = now_ns();
+    let t0 = mono_ns();
     let end = t0 + (secs * 1e9) as u64;
     let mut tick_at = t0;
     while tick_at < end + tick {
@@ -262,7 +237,7 @@ fn run() -> Result<(), String> {
             }
         }
         tick_at = until;
-        sleep_until(tick_at);
+        block_until(tick_at);
         calls += 1;
     }
     let elapsed = started.elapsed().as_secs_f64();

@@ -8,7 +8,7 @@
 use std::io;
 use std::rc::Rc;
 
-use super::{mono_ns, timespec, Pacer};
+use super::{block_until, mono_ns, Pacer};
 
 /// A connection task alive on its thread ([`Pacer::task`]).
 pub struct Task<'a>(&'a Pacer);
@@ -151,17 +151,8 @@ impl Pacer {
                 }
                 self.inner.borrow_mut().armed = u64::MAX;
             } else {
-                let at = timespec(aim);
-                // SAFETY: plain syscall on a timespec we own; an early return (a signal)
-                // only makes this tick early.
-                unsafe {
-                    libc::clock_nanosleep(
-                        libc::CLOCK_MONOTONIC,
-                        libc::TIMER_ABSTIME,
-                        &at,
-                        std::ptr::null_mut(),
-                    )
-                };
+                // An early return (a signal) only makes this tick early.
+                block_until(aim);
             }
             let woke = mono_ns();
             #[cfg(test)]

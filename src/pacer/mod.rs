@@ -36,6 +36,21 @@ pub fn mono_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }
 
+/// Blocks the calling thread, outside any reactor, until `at` (absolute CLOCK_MONOTONIC ns);
+/// a signal may end it early.
+pub fn block_until(at: u64) {
+    let ts = timespec(at);
+    // SAFETY: plain syscall on a timespec we own.
+    unsafe {
+        libc::clock_nanosleep(
+            libc::CLOCK_MONOTONIC,
+            libc::TIMER_ABSTIME,
+            &ts,
+            std::ptr::null_mut(),
+        )
+    };
+}
+
 /// Current time of `clock` in nanoseconds (a vDSO read, no system call, for the clocks used
 /// here).
 #[inline]
