@@ -1,7 +1,7 @@
 //! Criterion micro-benchmarks of the per-request pieces: recording into the per-thread
 //! histograms, computing intended send times, reading and parsing a response (the product's
-//! `ResponseReader` over an in-memory stream, and httparse alone with zeroed or uninitialised
-//! header slots), and converting a kernel receive timestamp to the monotonic clock.
+//! `ResponseReader` over an in-memory stream, with its head memo hitting and missing, and
+//! httparse alone with zeroed or uninitialised header slots), and converting a kernel receive timestamp to the monotonic clock.
 
 use std::future::Future;
 use std::io;
@@ -104,6 +104,47 @@ fn read_response(c: &mut Criterion) {
     });
 }
 
+/// As [`read_response`], but the responses alternate between two `Date`s, so that no head
+/// repeats the one before and every head is parsed (the thread's head memo never hits).
+fn read_response_parsed(c: &mut Criterion) {
+    let mut ios = [NGINX.to_vec(), NGINX.replace_date()].map(|mut bytes| {
+        bytes.extend_from_slice(&[b'x'; 600]);
+        OneResponse { bytes }
+    });
+    let mut reader = ResponseReader::new();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut i = 0;
+    c.bench_function(
+        "ResponseReader: read and parse one nginx response, head not as the last",
+        |b| {
+            b.iter(|| {
+                i ^= 1;
+                let mut n = 0u64;
+                let mut sink = Discard;
+                let fut = reader.read_response(&mut ios[i], false, &mut n, &mut sink);
+                let mut fut = std::pin::pin!(fut);
+                match fut.as_mut().poll(&mut cx) {
+                    Poll::Ready(r) => black_box(r.unwrap()),
+                    Poll::Pending => unreachable!("the stream is always ready"),
+                };
+            })
+        },
+    );
+}
+
+/// The nginx head with another `Date`.
+trait ReplaceDate {
+    fn replace_date(&self) -> Vec<u8>;
+}
+
+impl ReplaceDate for &[u8] {
+    fn replace_date(&self) -> Vec<u8> {
+        String::from_utf8_lossy(self)
+            .replace("02:00:00 GMT", "02:00:01 GMT")
+            .into_bytes()
+    }
+}
+
 fn rx_stamp(c: &mut Criterion) {
     let stamp = rxtime::real_ns();
     c.bench_function(
@@ -126,6 +167,7 @@ criterion_group!(
     schedule,
     parse_head,
     read_response,
+    read_response_parsed,
     rx_stamp
 );
 criterion_main!(benches);
