@@ -158,7 +158,10 @@ fn try_recv(tcp: &TcpStream, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)>
 impl TimedRead for TcpStream {
     async fn read_timed(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
         loop {
-            self.readable().await?;
+            // The stream's own readiness slot, not `readable()`: that future queues a waiter
+            // node under the registration's lock on every wait, about 150 instructions more a
+            // response (callgrind); a connection has one task, so the single slot suffices.
+            std::future::poll_fn(|cx| self.poll_read_ready(cx)).await?;
             match try_recv(self, buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => return r,
