@@ -84,13 +84,17 @@ STALL_AT=$(python3 -c "print($DUR*0.4)")
 # Constant service time: 10 connections at 50 req/s each (a request every 20 ms on each, so
 # none waits for its connection), 5000 samples in 10 s: p99.9 is the 5th-largest sample, not
 # the 2nd of the 200 req/s runs before. 5 ms (the CI test's value) and 20 ms (20 connections,
-# a request every 40 ms on each). At 500 req/s a
-# thread, loadgen's precise pacing spins briefly before each slot, and `--spin 300us` makes
-# the server busy-wait the end of each delay too: in this VM an idle CPU's timer wake-up is up
-# to a few ms late at p99.9, which both the server's delay and the generator's send would
-# otherwise carry.
-pathology constant 10 500 -- --delay 5ms --spin 300us
-pathology constant-20ms 20 500 -- --delay 20ms --spin 300us
+# a request every 40 ms on each). In this VM an idle CPU's timer wake-up is up to a few ms
+# late at p99.9, which both the server's delay and the generator's send would otherwise carry.
+# At 500 req/s loadgen's precise pacing spins the last 150 us before each slot, and the server
+# busy-waits the end of each delay too: the last 1 ms for the constant servers (half of CPU 0;
+# with a constant delay the spins end in arrival order, so one never holds another's response
+# back), 300 us for the bimodal one. With 300 us, the 5 ms server delivered p99.9 5.54 ms
+# (+10.8%) in one run (2026-11-23 23:56); with 1 ms, +0.6% and +6.4% in the next two.
+# (A trial build that spun the generator's last 1 ms instead of 150 us did not help at p99.9:
+# its sends were 0.38 ms late there, and the CPU 1 timer check spinning 1 ms was 0.48 ms late.)
+pathology constant 10 500 -- --delay 5ms --spin 1ms
+pathology constant-20ms 20 500 -- --delay 20ms --spin 1ms
 pathology single-stall 10 1000 -- --stall-at "${STALL_AT}s" --stall-for "${STALL_S}s"
 pathology periodic-stalls 10 1000 -- --stall-at 500ms --stall-for 200ms --stall-every 1s
 pathology bimodal 50 500 -- --slow-share 0.1 --slow-delay 20ms --spin 300us
@@ -100,8 +104,9 @@ pathology capacity 50 500 -- --capacity 400
 # when it sleeps to MARGIN before each and spins the rest (so only a preempted or late-woken
 # vCPU, not the timer's slack, can make it late). On CPU 0 as the server's delays run (5 ms,
 # spinning the last 1 ms); on CPU 1 as the generator's precise pacing runs at 500 req/s (a slot
-# every 2 ms, spinning the last 150 us). Their tails are floors under what the server can deliver
-# and under the generator's send lag: no generator on this machine can send more punctually.
+# every 2 ms, spinning the last 150 us). Their tails are floors under what the server can
+# deliver and under the generator's send lag: no generator on this machine can send more
+# punctually.
 # timer_check CPU PERIOD_US MARGIN_US N LABEL
 timer_check() {
     echo "== timer check: $4 deadlines $2 us apart on CPU $1, spinning the last $3 us" >&2
