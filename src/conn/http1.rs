@@ -487,17 +487,34 @@ fn interpret(
 mod tests {
     use super::*;
 
+    /// Reads `n` responses from `input`, delivered in 7-byte pieces to exercise partial reads;
+    /// `head`: they answer HEAD requests.
     fn read_all(input: &[u8], head: bool, n: usize) -> Vec<Result<ResponseHead, String>> {
+        read_pieces(input, 7, &vec![head; n])
+    }
+
+    /// Reads one response per entry of `head_requests` (whether it answers a HEAD) from
+    /// `input`, delivered in reads of up to 4 KB, so that whole heads sit in the buffer.
+    fn read_seq(input: &[u8], head_requests: &[bool]) -> Vec<Result<ResponseHead, String>> {
+        read_pieces(input, 4096, head_requests)
+    }
+
+    /// Reads one response per entry of `head_requests` from `input`, delivered in reads of at
+    /// most `piece` bytes.
+    fn read_pieces(
+        input: &[u8],
+        piece: usize,
+        head_requests: &[bool],
+    ) -> Vec<Result<ResponseHead, String>> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         rt.block_on(async {
-            // Deliver the input in 7-byte pieces to exercise partial reads.
-            let mut mock = tokio_test_reader(input, 7);
+            let mut mock = tokio_test_reader(input, piece);
             let mut r = ResponseReader::new();
             let mut bytes = 0;
             let mut out = Vec::new();
-            for _ in 0..n {
+            for &head in head_requests {
                 out.push(
                     r.read_response(&mut mock, head, &mut bytes, &mut Discard)
                         .await
@@ -526,28 +543,6 @@ mod tests {
         }
         impl TimedRead for Pieces {}
         Pieces(input.to_vec(), 0, piece)
-    }
-
-    /// Reads one response per entry of `head_requests` (whether it answers a HEAD) from
-    /// `input`, delivered in reads of up to 4 KB, so that whole heads sit in the buffer.
-    fn read_seq(input: &[u8], head_requests: &[bool]) -> Vec<Result<ResponseHead, String>> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut mock = tokio_test_reader(input, 4096);
-            let mut r = ResponseReader::new();
-            let mut bytes = 0;
-            let mut out = Vec::new();
-            for &head in head_requests {
-                out.push(
-                    r.read_response(&mut mock, head, &mut bytes, &mut Discard)
-                        .await
-                        .map_err(|e| e.to_string()),
-                );
-            }
-            out
-        })
     }
 
     /// A head that repeats the thread's last one is taken from the memo; one that differs only
