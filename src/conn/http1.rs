@@ -2,7 +2,8 @@
 //! generator's hot path. hyper's client cannot pipeline, allocates a `Response` and a header map
 //! per request, and hides the byte-level timing we measure; here a response is parsed in place
 //! (httparse for the head, a small state machine for chunked bodies) without copying or
-//! allocating, and the body is counted and discarded unless a script asks for it.
+//! allocating, and the body is counted and discarded unless a script asks for it. A head that
+//! repeats the thread's previous one byte for byte is recognised without a parse (`HeadMemo`).
 
 use super::rxtime::TimedRead;
 
