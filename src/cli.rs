@@ -80,10 +80,12 @@ pub struct RunArgs {
     /// Also print the uncorrected latency distribution (implies --latency)
     #[arg(short = 'U', long = "u_latency")]
     pub u_latency: bool,
-    /// Request timeout: a response not complete in this time counts as a timeout error
+    /// Request timeout, at least 1ms: a response not complete in this time counts as a timeout
+    /// error (with -R, also as a lower bound in the corrected latencies)
     #[arg(long = "timeout", default_value = "2s", value_name = "T")]
     pub timeout: String,
-    /// Total requests per second (open loop, e.g. 10k); without it, closed loop at full speed
+    /// Total requests per second (open loop, e.g. 10k; at most 1G); without it, closed loop at
+    /// full speed
     #[arg(short = 'R', long = "rate", value_name = "N")]
     pub rate: Option<String>,
     /// How requests wait for their intended send time: precise (timerfd, microseconds),
@@ -225,6 +227,9 @@ pub struct DemoArgs {
     pub stall: String,
 }
 
+/// The highest `-R` accepted: the plan's slots are whole nanoseconds apart.
+const MAX_RATE: f64 = 1e9;
+
 fn usage(e: crate::units::ParseError, flag: &str) -> Error {
     Error::Usage(format!("{flag}: {e}"))
 }
@@ -285,11 +290,23 @@ impl RunArgs {
         }
         c.duration = duration(&self.duration, "-d/--duration")?;
         c.timeout = duration(&self.timeout, "--timeout")?;
+        // tokio's timer, which enforces it, counts whole milliseconds.
+        if c.timeout < std::time::Duration::from_millis(1) {
+            return Err(Error::Usage(format!(
+                "--timeout: at least 1ms, got {:?}",
+                self.timeout
+            )));
+        }
         if let Some(r) = &self.rate {
             let rate = parse_count(r).map_err(|e| usage(e, "-R/--rate"))?;
             if rate <= 0.0 {
                 return Err(Error::Usage(format!(
                     "-R/--rate: must be greater than zero, got {r:?}"
+                )));
+            }
+            if rate > MAX_RATE {
+                return Err(Error::Usage(format!(
+                    "-R/--rate: at most 1G req/s (one request a nanosecond), got {r:?}"
                 )));
             }
             if rate < c.threads as f64 {

@@ -71,19 +71,44 @@ pub fn resolve(config: &Config) -> Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-/// Raises the soft open-files limit to the hard limit so that `-c 10000` can work.
-fn raise_nofile_limit() {
+/// Raises the soft open-files limit to the hard limit so that `-c 10000` can work, and fails
+/// with one line when even that is too few for the connections asked for.
+fn ensure_nofile_limit(config: &Config) -> Result<()> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Ok(());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
         }
     }
+    let need = files_needed(config);
+    if lim.rlim_cur < need {
+        return Err(Error::Runtime(format!(
+            "-c {} needs about {need} open files, but this process may open only {}; \
+             raise the limit (ulimit -n {need}) or lower -c",
+            config.connections, lim.rlim_cur
+        )));
+    }
+    Ok(())
+}
+
+/// File descriptors a run uses at most: one socket per connection, three per worker thread
+/// (its runtime's epoll and waker, its pacing timer), and a margin for the standard streams,
+/// the main thread's runtime and signal pipe, the script and the output files.
+fn files_needed(config: &Config) -> u64 {
+    config.connections as u64 + 3 * config.threads as u64 + 32
 }
 
 /// A finished run: the merged summary (with the run-time script error, if one stopped the
@@ -102,7 +127,7 @@ pub fn run(config: &Config) -> Result<Summary> {
 
 /// Runs the load described by `config`, with its script if it has one.
 pub fn run_scripted(config: &Config) -> Result<Finished> {
-    raise_nofile_limit();
+    ensure_nofile_limit(config)?;
     let addrs = resolve(config)?;
     let request = request::from_config(config);
     match config.target.scheme {
@@ -144,7 +169,7 @@ struct WorkerArgs<C> {
     core: Option<core_affinity::CoreId>,
     seed: Option<ThreadSeed>,
     failure: tokio::sync::mpsc::UnboundedSender<String>,
-    ready: mpsc::Sender<Result<(), String>>,
+    ready: mpsc::Sender<Result<()>>,
     start: watch::Receiver<Option<Instant>>,
     stop: watch::Receiver<bool>,
 }
@@ -153,6 +178,16 @@ struct WorkerArgs<C> {
 struct WorkerOut {
     stats: Stats,
     globals: Option<Vec<(String, Portable)>>,
+}
+
+impl WorkerOut {
+    /// The hand-back of a worker that never ran.
+    fn empty() -> WorkerOut {
+        WorkerOut {
+            stats: Stats::new(),
+            globals: None,
+        }
+    }
 }
 
 fn run_with<C: Connector + Send>(
@@ -208,33 +243,32 @@ fn run_with<C: Connector + Send>(
         .enable_all()
         .build()?;
     let (t0, stop_at, interrupted, init_error, script_error) = rt.block_on(async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        // SIGTERM (`timeout`, `kill`, a Kubernetes pod stopping) ends the run like Ctrl-C.
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending().await,
-            }
-        };
-        tokio::pin!(term);
+        let mut sig = Interrupts::new();
         // Wait for every thread to have run `init` and opened its connections.
         let mut waiting = threads;
         let mut interrupted = false;
         let mut init_error = None;
         while waiting > 0 && init_error.is_none() {
             tokio::select! {
-                _ = &mut ctrl_c => { interrupted = true; break; }
-                _ = tokio::time::sleep(Duration::from_millis(1)) => {
-                    while let Ok(r) = ready_rx.try_recv() {
-                        waiting -= 1;
-                        if let Err(e) = r {
-                            init_error.get_or_insert(e);
+                _ = sig.recv() => { interrupted = true; break; }
+                _ = tokio::time::sleep(Duration::from_millis(1)) => loop {
+                    match ready_rx.try_recv() {
+                        Ok(r) => {
+                            waiting -= 1;
+                            if let Err(e) = r {
+                                init_error.get_or_insert(e);
+                            }
+                        }
+                        Err(mpsc::TryRecvError::Empty) => break,
+                        // Every worker has ended, some without a word (a panic).
+                        Err(mpsc::TryRecvError::Disconnected) => {
+                            init_error.get_or_insert(Error::Runtime(
+                                "a worker thread stopped before the run started".into(),
+                            ));
+                            break;
                         }
                     }
-                }
+                },
             }
         }
         let t0 = Instant::now() + Duration::from_millis(1);
@@ -246,8 +280,7 @@ fn run_with<C: Connector + Send>(
         if !interrupted && init_error.is_none() {
             let deadline = tokio::time::Instant::from(t0 + config.duration);
             tokio::select! {
-                _ = &mut ctrl_c => interrupted = true,
-                _ = &mut term => interrupted = true,
+                _ = sig.recv() => interrupted = true,
                 _ = tokio::time::sleep_until(deadline) => {}
                 Some(e) = fail_rx.recv() => script_error = Some(e),
             }
@@ -257,8 +290,7 @@ fn run_with<C: Connector + Send>(
         if !interrupted && init_error.is_none() && script_error.is_none() && config.rate.is_some() {
             loop {
                 tokio::select! {
-                    _ = &mut ctrl_c => { interrupted = true; break; }
-                    _ = &mut term => { interrupted = true; break; }
+                    _ = sig.recv() => { interrupted = true; break; }
                     Some(e) = fail_rx.recv() => { script_error = Some(e); break; }
                     _ = tokio::time::sleep(Duration::from_micros(200)) => {
                         if handles.iter().all(|h| h.is_finished()) { break; }
@@ -268,6 +300,23 @@ fn run_with<C: Connector + Send>(
         }
         let stop_at = Instant::now().max(t0);
         let _ = stop_tx.send(true);
+        // The workers stop within milliseconds, unless one is stuck in a script's endless
+        // loop: a second Ctrl-C (or SIGTERM) then ends the process without a report.
+        let mut told = false;
+        let started_waiting = Instant::now();
+        while !handles.iter().all(|h| h.is_finished()) {
+            tokio::select! {
+                _ = sig.recv() => force_exit(),
+                _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+            }
+            if !told && started_waiting.elapsed() > STOP_NOTICE_AFTER {
+                told = true;
+                eprintln!(
+                    "loadgen: waiting for the worker threads to stop (is a script stuck in a \
+                     loop?); press Ctrl-C again to quit without a report"
+                );
+            }
+        }
         (t0, stop_at, interrupted, init_error, script_error)
     });
     let elapsed = stop_at - t0;
@@ -285,7 +334,7 @@ fn run_with<C: Connector + Send>(
         }
     }
     if let Some(e) = init_error {
-        return Err(Error::Script(e));
+        return Err(e);
     }
     Ok(Finished {
         summary: Summary {
@@ -299,6 +348,52 @@ fn run_with<C: Connector + Send>(
         },
         session,
     })
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM (`timeout`, `kill`, a Kubernetes pod stopping): either ends a
+/// run, and a second one ends the process while the workers will not stop.
+struct Interrupts {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    /// Listens for both signals (within a tokio runtime); one that cannot be listened for is
+    /// never received.
+    fn new() -> Interrupts {
+        use tokio::signal::unix::{signal, SignalKind};
+        Interrupts {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Waits for the next SIGINT or SIGTERM. Cancel-safe: a signal that arrives while nobody
+    /// waits is seen by the next call.
+    async fn recv(&mut self) {
+        async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        let Interrupts { int, term } = self;
+        tokio::select! {
+            _ = one(int) => {}
+            _ = one(term) => {}
+        }
+    }
+}
+
+/// How long the main thread waits for the workers to stop before saying that it waits.
+const STOP_NOTICE_AFTER: Duration = Duration::from_secs(2);
+
+/// Ends the process at once, after a second interrupt while the workers would not stop.
+fn force_exit() -> ! {
+    eprintln!("loadgen: interrupted again; quitting without a report");
+    std::process::exit(130)
 }
 
 /// CPU time the calling thread has used so far, ns (CLOCK_THREAD_CPUTIME_ID).
@@ -376,11 +471,8 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             match ThreadScript::new(&a.config, seed, Box::new(move |m| drop(tx.send(m)))) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    let _ = a.ready.send(Err(e.to_string()));
-                    return WorkerOut {
-                        stats: Stats::new(),
-                        globals: None,
-                    };
+                    let _ = a.ready.send(Err(e));
+                    return WorkerOut::empty();
                 }
             }
         }
@@ -389,14 +481,44 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         Some(s) => (s.static_request.clone(), s.addr),
         None => (a.request.clone(), a.addr),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("tokio runtime");
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = a.ready.send(Err(Error::Runtime(format!(
+                "cannot start worker thread {}: {e}",
+                a.index
+            ))));
+            return WorkerOut::empty();
+        }
+    };
     let local = tokio::task::LocalSet::new();
     let conns = connections_of_thread(a.index, a.config.threads, a.config.connections);
     let cpu_at_start = std::cell::Cell::new(0);
     let ctx = local.block_on(&rt, async {
+        // The pacer's timer first: a process out of file descriptors fails here, with one
+        // line, rather than after opening its connections.
+        let timer = if a.config.pacing == crate::config::Pacing::Coarse && a.config.rate.is_some() {
+            crate::pacer::Pacer::ticked(a.index, a.config.threads, a.config.tick.as_nanos() as u64)
+                .map(|p| (p, true))
+        } else {
+            // At low per-thread rates, wake early and spin the last stretch before each slot
+            // (see `conn::LOW_RATE_SPIN_NS`).
+            crate::pacer::Pacer::new(low_rate_spin(&a.config), max_early(&a.config))
+                .map(|p| (p, false))
+        };
+        let (pacer, ticked) = match timer {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = a.ready.send(Err(Error::Runtime(format!(
+                    "cannot create the pacing timer of thread {}: {e}",
+                    a.index
+                ))));
+                return None;
+            }
+        };
         // Open this thread's connections concurrently; failures are retried by the drivers.
         let opening: Vec<_> = conns
             .iter()
@@ -416,9 +538,10 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             streams.push(h.await.ok().flatten());
         }
         let _ = a.ready.send(Ok(()));
+        // The engine gone before the start (it failed): there is no run.
         let t0 = match a.start.clone().wait_for(|s| s.is_some()).await {
             Ok(v) => v.expect("checked by wait_for"),
-            Err(_) => Instant::now(),
+            Err(_) => return None,
         };
         // The generator's load is its CPU from here on: setting up (the script's state,
         // opening the connections) is not part of the run it is compared with.
@@ -430,24 +553,12 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         } else {
             now_m - (now_i - t0).as_nanos() as u64
         };
-        // At low per-thread rates, wake early and spin the last stretch before each slot (see
-        // `conn::LOW_RATE_SPIN_NS`).
         let drain = drain_period(&a.config);
-        let spin = low_rate_spin(&a.config);
-        let pacer = if a.config.pacing == crate::config::Pacing::Coarse && a.config.rate.is_some() {
-            let p = crate::pacer::Pacer::ticked(
-                a.index,
-                a.config.threads,
-                a.config.tick.as_nanos() as u64,
-            )
-            .expect("timerfd");
-            tokio::task::spawn_local(p.clone().ticks());
-            p
+        if ticked {
+            tokio::task::spawn_local(pacer.clone().ticks());
         } else {
-            let p = crate::pacer::Pacer::new(spin, max_early(&a.config)).expect("timerfd");
-            tokio::task::spawn_local(p.clone().run());
-            p
-        };
+            tokio::task::spawn_local(pacer.clone().run());
+        }
         let ctx = Rc::new(ThreadCtx {
             t0: t0_mono,
             pacer,
@@ -460,6 +571,7 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             cut: t0 + a.config.duration + drain,
             open_loop: a.config.rate.is_some(),
             stats: Stats::anchored(crate::timeline::unix_ns_at(t0)).into(),
+            stopped_at: None.into(),
         });
         let mut tasks = Vec::with_capacity(conns.len());
         for (&i, s) in conns.iter().zip(streams) {
@@ -496,7 +608,9 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         // backstop for a connection stuck in a reconnect).
         let backstop = tokio::time::sleep_until((t0 + a.config.duration + drain).into());
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => {}
+            // Stopped early by the engine: what the connections leave unfinished is recorded
+            // as they are dropped (`conn::Progress`).
+            _ = stop.wait_for(|s| *s) => ctx.stopped_at.set(Some(ctx.now())),
             _ = thread_stopped => {}
             _ = all_done => {}
             _ = async { backstop.await; tokio::time::sleep(DRAIN_BACKSTOP).await } => {}
@@ -504,9 +618,12 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         for t in tasks {
             t.abort();
         }
-        ctx
+        Some(ctx)
     });
     drop(local);
+    let Some(ctx) = ctx else {
+        return WorkerOut::empty();
+    };
     let mut stats = std::mem::take(&mut *ctx.stats.borrow_mut());
     stats.script_limited = script.as_ref().is_some_and(|s| s.limits_rate());
     stats.cpu_ns = thread_cpu_ns().saturating_sub(cpu_at_start.get());

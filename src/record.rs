@@ -63,6 +63,17 @@ pub struct Second {
     pub errors: u64,
 }
 
+/// Why a planned request has no response when it is recorded as a lower bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unfinished {
+    /// Past `--timeout`, or still out (or never sent) at the end of the drain period: a
+    /// timeout error.
+    TimedOut,
+    /// Out, or due and not yet sent, when the run was stopped early (Ctrl-C, SIGTERM, a
+    /// script error): not an error of the server's.
+    Stopped,
+}
+
 /// Number of distinct status codes tracked individually (0..=999).
 pub const STATUS_CODES: usize = 1000;
 
@@ -96,6 +107,9 @@ pub struct Stats {
     /// The script held the rate down on purpose (`delay()` think time or `thread:stop()`), so
     /// a shortfall against `-R` is not the server's or the generator's doing.
     pub script_limited: bool,
+    /// Planned requests in flight or due but unsent when the run was stopped early; their
+    /// waits until then are in `corrected` as lower bounds (see [`Unfinished::Stopped`]).
+    pub stopped_unfinished: u64,
     /// CPU time the worker threads used (user + system), ns: with the elapsed time and the
     /// thread count, how busy the generator was.
     pub cpu_ns: u64,
@@ -122,6 +136,7 @@ impl Stats {
             series: Vec::new(),
             timeline: Timeline::default(),
             script_limited: false,
+            stopped_unfinished: 0,
             cpu_ns: 0,
         }
     }
@@ -179,9 +194,28 @@ impl Stats {
     /// requests of an overloaded run), and it counts as a timeout error. It is not a completed
     /// request: `requests` and the uncorrected histogram do not change.
     pub fn unfinished(&mut self, intended: u64, cut: u64) {
-        let latency = cut.saturating_sub(intended) / 1000;
-        self.corrected.saturating_record(latency);
-        self.error(cut, |e| &mut e.timeout);
+        self.unfinished_n(
+            cut.saturating_sub(intended) / 1000,
+            cut,
+            1,
+            Unfinished::TimedOut,
+        );
+    }
+
+    /// Records `n` planned requests unfinished at `cut` (ns since `t0`) whose corrected
+    /// latencies are at least `latency_us` (µs), as [`unfinished`](Self::unfinished) does
+    /// one (the caller groups requests whose lower bounds share a histogram bucket); `why`
+    /// says whether they count as timeouts.
+    pub fn unfinished_n(&mut self, latency_us: u64, cut: u64, n: u64, why: Unfinished) {
+        self.corrected.saturating_record_n(latency_us, n);
+        let errors = match why {
+            Unfinished::TimedOut => n,
+            Unfinished::Stopped => 0,
+        };
+        self.errors.timeout += errors;
+        self.second(cut).errors += errors;
+        self.stopped_unfinished += n - errors;
+        self.timeline.lower_bounds(cut, latency_us, n, errors);
     }
 
     /// Counts one error at `at_ns` (ns since `t0`); `kind` picks the counter.
@@ -221,6 +255,7 @@ impl Stats {
 impl AddAssign<&Stats> for Stats {
     fn add_assign(&mut self, o: &Stats) {
         self.script_limited |= o.script_limited;
+        self.stopped_unfinished += o.stopped_unfinished;
         self.cpu_ns += o.cpu_ns;
         // The histograms all share one range, so `add` cannot fail.
         self.corrected

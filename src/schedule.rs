@@ -27,10 +27,21 @@ impl RateProfile {
         }
     }
 
-    /// Number of slots due in `[0, t_ns)`: how many requests the plan asks for by `t_ns`.
+    /// Number of global slots due before `t_ns`: the least `j` with `time_of(j) >= t_ns`.
+    /// Exact (agrees with `time_of` at every boundary), in O(1).
     pub fn slots_before(&self, t_ns: u64) -> u64 {
         match self {
-            RateProfile::Constant(rate) => (t_ns as f64 * rate / 1e9).ceil() as u64,
+            RateProfile::Constant(rate) => {
+                // The estimate is off by a rounding step at most; `time_of` settles it.
+                let mut j = (t_ns as f64 * rate / 1e9).ceil() as u64;
+                while j > 0 && self.time_of(j - 1) >= t_ns {
+                    j -= 1;
+                }
+                while self.time_of(j) < t_ns {
+                    j += 1;
+                }
+                j
+            }
         }
     }
 }
@@ -62,6 +73,13 @@ impl Plan {
     pub fn intended_ns(&self, k: u64) -> u64 {
         self.profile.time_of(self.first + k * self.stride)
     }
+
+    /// Number of this plan's requests intended before `t_ns`: the least `k` with
+    /// `intended_ns(k) >= t_ns`.
+    pub fn slots_before(&self, t_ns: u64) -> u64 {
+        let global = self.profile.slots_before(t_ns);
+        global.saturating_sub(self.first).div_ceil(self.stride)
+    }
 }
 
 /// The global connection indices that thread `thread` of `threads` drives (round-robin deal).
@@ -81,6 +99,24 @@ mod tests {
         assert_eq!(p.time_of(1000), 1_000_000_000);
         assert_eq!(p.slots_before(1_000_000_000), 1000);
         assert_eq!(p.slots_before(1), 1);
+        assert_eq!(p.slots_before(0), 0);
+    }
+
+    #[test]
+    fn slots_before_agrees_with_intended_times() {
+        for rate in [3.0, 999.7, 7777.0, 1e6 / 3.0, 1e9] {
+            let p = RateProfile::Constant(rate);
+            for c in [1, 7] {
+                for i in 0..c {
+                    let pl = Plan::new(p.clone(), i, c);
+                    for t in [0, 1, 999, 1_000_000, 123_456_789, 10_000_000_000] {
+                        let n = pl.slots_before(t);
+                        assert!(n == 0 || pl.intended_ns(n - 1) < t, "{rate} {c} {i} {t}");
+                        assert!(pl.intended_ns(n) >= t, "{rate} {c} {i} {t}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -141,6 +141,17 @@ impl Timeline {
         self.errors += u64::from(bad);
     }
 
+    /// Records `n` planned requests unfinished at `at_ns` (ns since `t0`), each with the lower
+    /// bound `latency_us` of its corrected latency, `errors` of them as errors: in this
+    /// second's latencies, so that the seconds' histograms add up to the run's corrected one.
+    pub fn lower_bounds(&mut self, at_ns: u64, latency_us: u64, n: u64, errors: u64) {
+        if at_ns >= self.current_end_ns {
+            self.rotate(at_ns);
+        }
+        self.live.saturating_record_n(latency_us, n);
+        self.errors += errors;
+    }
+
     /// Records one socket error at `at_ns` (ns since `t0`).
     #[inline]
     pub fn error(&mut self, at_ns: u64) {
@@ -162,7 +173,7 @@ impl Timeline {
     /// Moves the live interval, if it saw anything, into the closed list. Call at the end of
     /// the run; recording may continue afterwards (the same second is then merged).
     pub fn close(&mut self) {
-        if self.requests == 0 && self.errors == 0 {
+        if self.requests == 0 && self.errors == 0 && self.live.is_empty() {
             return;
         }
         let mut latency = Vec::new();

@@ -215,9 +215,10 @@ fn server_slower_than_offered_rate() {
 
 /// A stall that outlasts the run: from 1 s on the server answers nothing. Every request planned
 /// in the second half (1 s..2 s, 100 of them at 100 req/s) is unfinished: the 10 in flight time
-/// out 1.5 s after they were sent; the rest are still waiting when the drain period (`--timeout`,
-/// 1.5 s after the deadline) ends at 3.5 s, and are recorded with their lower bound,
-/// 3.5 s − intended (1.5 s to 2.5 s), as timeouts. Leaving them out would report a healthy run.
+/// out 1.5 s after they were sent and are recorded with that lower bound; the rest are still
+/// waiting when the drain period (`--timeout`, 1.5 s after the deadline) ends at 3.5 s, and are
+/// recorded with their lower bound, 3.5 s − intended (1.5 s to 2.4 s). All 100 count as
+/// timeouts. Leaving them out would report a healthy run.
 #[test]
 fn stall_past_the_end_is_recorded_as_lower_bounds() {
     let s = serve_alone(&["--stall-at", "1s", "--stall-for", "30s"]);
@@ -228,8 +229,8 @@ fn stall_past_the_end_is_recorded_as_lower_bounds() {
     assert!((95..=101).contains(&r.requests), "{text}");
     assert!((95..=105).contains(&r.timeout), "{text}");
     assert!((3.4..3.7).contains(&r.seconds), "{text}");
-    // 90 of the 190 recorded latencies are lower bounds, spread evenly from 1.5 s to 2.4 s:
-    // p75 (the 143rd) is the 43rd of them, ≈ 1.93 s.
+    // 100 of the 200 recorded latencies are lower bounds: 10 at 1.5 s, then 90 spread evenly
+    // from 1.5 s to 2.4 s. p75 (the 150th) is the 40th of those 90, ≈ 1.9 s.
     assert!((1800.0..2100.0).contains(&ms(r.p(75.0))), "{text}");
     assert!((2300.0..2600.0).contains(&ms(r.p(99.0))), "{text}");
 }

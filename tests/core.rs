@@ -188,6 +188,11 @@ fn usage_errors_exit_2_with_one_line() {
             ],
             "from 100us to 10ms",
         ),
+        (&["-R2G", "http://127.0.0.1:1/"], "at most 1G req/s"),
+        (
+            &["--timeout", "500us", "http://127.0.0.1:1/"],
+            "at least 1ms",
+        ),
     ];
     for (args, needle) in cases {
         let out = run(args, LIMIT);
@@ -307,6 +312,126 @@ fn interrupted_run_prints_the_report(signal: &str) {
     assert!(text.contains("interrupted after"), "{text}");
     assert!(r.seconds > 1.0 && r.seconds < 3.0, "{text}");
     assert!((r.rps - 200.0).abs() < 10.0, "{text}");
+}
+
+/// Stopped early against a server that answers nothing, an open-loop run still shows the
+/// stall: every request planned until the interrupt (in flight, or due and not yet sent) is in
+/// the corrected latencies with its wait so far, spread evenly from 0 to the elapsed time, and
+/// the report says how many. They are not counted as timeouts.
+#[test]
+fn interrupt_records_unfinished_requests_as_lower_bounds() {
+    let s = serve(&["--stall-at", "0s", "--stall-for", "1h"]);
+    let child = std::process::Command::new(crate::common::bin())
+        .args(["-t1", "-c5", "-d20s", "-R100", "--latency", &s.url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status();
+    assert!(killed.unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    let r = parse(&text);
+    assert_eq!((r.requests, r.timeout), (0, 0), "{text}");
+    let planned = (r.seconds * 100.0).round() as i64;
+    let noted =
+        unfinished_noted(&text).unwrap_or_else(|| panic!("no note on unfinished requests\n{text}"));
+    assert!((noted - planned).abs() <= 2, "{noted} vs {planned}\n{text}");
+    let half = r.seconds * 1e6 / 2.0;
+    assert!((r.p(50.0) - half).abs() < half * 0.1, "{text}");
+    assert!(r.p(99.0) > r.seconds * 1e6 * 0.95, "{text}");
+}
+
+/// N from the note "N planned requests were unfinished when the run stopped; …".
+fn unfinished_noted(text: &str) -> Option<i64> {
+    text.split("Note: ").find_map(|note| {
+        let (n, rest) = note.split_once(' ')?;
+        rest.starts_with("planned request")
+            .then(|| n.parse().ok())?
+    })
+}
+
+/// A plan far beyond the server (`-R 1G` against one that answers nothing) leaves a billion
+/// requests unsent at the end of the drain period; recording them as lower bounds takes one
+/// histogram record per bucket, not per request, so the run ends on time.
+#[test]
+fn a_billion_unsent_requests_are_recorded_at_once() {
+    let s = serve(&["--stall-at", "0s", "--stall-for", "1h"]);
+    let started = std::time::Instant::now();
+    let out = run(
+        &["-t1", "-c2", "-d1s", "-R1G", "--timeout", "200ms", &s.url],
+        LIMIT,
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(5), "{text}");
+    let r = parse(&text);
+    assert_eq!(r.requests, 0, "{text}");
+    assert!(
+        r.timeout >= 999_000_000 && r.timeout <= 1_000_000_002,
+        "{text}"
+    );
+}
+
+/// Too few file descriptors for `-c` is one line and exit 1, before any connection is made,
+/// not a panic part-way through opening them.
+#[test]
+fn too_few_open_files_for_the_connections_is_one_line() {
+    let cmd = format!(
+        "ulimit -n 64 && exec {} -c100 -d1s http://127.0.0.1:1/",
+        crate::common::bin()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &cmd])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("-c 100 needs about") && err.contains("ulimit -n"),
+        "{err}"
+    );
+}
+
+/// A script stuck in an endless loop cannot be stopped between requests; a second Ctrl-C ends
+/// the process at once (exit 130), after the first has said so.
+#[test]
+fn second_interrupt_quits_a_stuck_script() {
+    let s = serve(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("loop.lua");
+    std::fs::write(&script, "request = function()\n  while true do end\nend\n").unwrap();
+    let child = std::process::Command::new(crate::common::bin())
+        .args(["-t1", "-c1", "-d1s", "-s", script.to_str().unwrap(), &s.url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let kill = || {
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(kill().unwrap().success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(kill().unwrap().success());
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("quitting without a report"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// The precise pacer sends within microseconds of the plan when the generator is idle; tokio's

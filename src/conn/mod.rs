@@ -11,7 +11,7 @@ pub mod hooks;
 pub mod http1;
 pub mod rxtime;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -23,7 +23,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::Sleep;
 
 use crate::pacer::{mono_ns, Pacer};
-use crate::record::{Errors, Stats};
+use crate::record::{Errors, Stats, Unfinished, MAX_LATENCY_US};
 use crate::request::Request;
 use crate::schedule::Plan;
 use connect::Connector;
@@ -58,12 +58,16 @@ pub struct ThreadCtx {
     pub open_loop: bool,
     /// The thread's measurements.
     pub stats: RefCell<Stats>,
+    /// When the engine stopped the run early (Ctrl-C, SIGTERM, a script error), ns since
+    /// `t0`; set by the worker just before it drops the connections' tasks, so that each
+    /// records what it leaves unfinished (open loop).
+    pub stopped_at: Cell<Option<u64>>,
 }
 
 impl ThreadCtx {
     /// Now, in ns since `t0`.
     #[inline]
-    fn now(&self) -> u64 {
+    pub fn now(&self) -> u64 {
         mono_ns().saturating_sub(self.t0)
     }
 
@@ -121,10 +125,15 @@ pub async fn drive<C: Connector, H: Hooks>(
     // cancelled per request (each under the timer driver's lock) or moved per request.
     let mut deadline = Box::pin(tokio::time::sleep_until(ctx.instant_at(ctx.cut_ns)));
     let mut timer_ns = ctx.cut_ns;
-    let mut k: u64 = 0;
+    let mut g = Progress {
+        ctx: &ctx,
+        plan: plan.as_ref(),
+        k: 0,
+        out: None,
+    };
     loop {
         // Wait for the slot first, so that reconnecting never runs ahead of the plan.
-        let Some(intended) = wait_for_slot(&ctx, plan.as_ref(), k).await else {
+        let Some(intended) = wait_for_slot(&ctx, plan.as_ref(), g.k).await else {
             return;
         };
         if hooks.stopped() {
@@ -143,7 +152,7 @@ pub async fn drive<C: Connector, H: Hooks>(
                     _ => {
                         ctx.error(|e| &mut e.connect);
                         if plan.is_some() {
-                            k += 1; // the slot is spent; the next attempt waits for the next one
+                            g.k += 1; // the slot is spent; the next attempt waits for the next one
                         } else {
                             tokio::time::sleep(CLOSED_LOOP_RECONNECT_PAUSE).await;
                         }
@@ -167,9 +176,10 @@ pub async fn drive<C: Connector, H: Hooks>(
             // response is read when it arrives and the next request is not held to a tick
             // (`Pacer::ticks`). Never true with precise pacing.
             let _awake = plan.as_ref().and_then(|p| {
-                let next = ctx.t0 + p.intended_ns(k + 1);
+                let next = ctx.t0 + p.intended_ns(g.k + 1);
                 ctx.pacer.hold_awake_if_before(next, took)
             });
+            g.out = Some(intended);
             let (next, sent) = exchange(
                 &ctx,
                 &mut io,
@@ -183,14 +193,15 @@ pub async fn drive<C: Connector, H: Hooks>(
             )
             .await;
             // Pipelined requests (several in one write) use as many slots of the plan.
-            k += sent;
+            g.out = None;
+            g.k += sent;
             took = times.done.saturating_sub(times.sent);
             drop(_awake);
             match next {
                 Next::Keep => {}
                 Next::Reconnect => break,
                 Next::Stop => return,
-                Next::Cut => return record_backlog(&ctx, plan.as_ref(), k),
+                Next::Cut => return record_backlog(&ctx, plan.as_ref(), g.k),
             }
             // Free from the last response's last byte: time spent in the script's response()
             // after it is the generator's, and shows as send lag, not as server latency.
@@ -200,7 +211,7 @@ pub async fn drive<C: Connector, H: Hooks>(
             let thought = match hooks.delay() {
                 Ok(None) => 0,
                 Ok(Some(d)) => {
-                    free += d.as_nanos() as u64;
+                    free = free.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64);
                     if free >= ctx.end_ns {
                         return;
                     }
@@ -209,7 +220,7 @@ pub async fn drive<C: Connector, H: Hooks>(
                 }
                 Err(Stop) => return,
             };
-            match wait_for_slot(&ctx, plan.as_ref(), k).await {
+            match wait_for_slot(&ctx, plan.as_ref(), g.k).await {
                 // Never `max(slot, free)` without think time: that would be the uncorrected
                 // latency, hiding a slow server.
                 Some(t) => intended = t.max(thought),
@@ -219,15 +230,75 @@ pub async fn drive<C: Connector, H: Hooks>(
     }
 }
 
+/// A connection's place in its plan, kept where dropping the connection's task can see it: the
+/// engine drops the tasks when it stops the run early, and the requests this connection then
+/// leaves unfinished are recorded as lower bounds (open loop), as at the end of a drain period.
+struct Progress<'a> {
+    /// The thread's state (its `stopped_at` says whether the run was stopped early).
+    ctx: &'a ThreadCtx,
+    /// The connection's plan; `None` in closed loop, where nothing is recorded.
+    plan: Option<&'a Plan>,
+    /// The plan's next slot: the one out now, if `out`, else the next to send.
+    k: u64,
+    /// The intended time (ns since `t0`) of the request out now.
+    out: Option<u64>,
+}
+
+impl Drop for Progress<'_> {
+    fn drop(&mut self) {
+        let (Some(stop), Some(plan)) = (self.ctx.stopped_at.get(), self.plan) else {
+            return;
+        };
+        let Ok(mut stats) = self.ctx.stats.try_borrow_mut() else {
+            return;
+        };
+        if let Some(intended) = self.out {
+            let us = stop.saturating_sub(intended) / 1000;
+            stats.unfinished_n(us, stop, 1, Unfinished::Stopped);
+        }
+        let next = self.k + u64::from(self.out.is_some());
+        record_unsent(&mut stats, plan, next, stop, stop, Unfinished::Stopped);
+    }
+}
+
 /// At the end of the drain period: the slots from `k` that were planned before the end of the
 /// run but never sent (the connection was still busy) are recorded as unfinished.
 #[cold]
-fn record_backlog(ctx: &ThreadCtx, plan: Option<&Plan>, mut k: u64) {
+fn record_backlog(ctx: &ThreadCtx, plan: Option<&Plan>, k: u64) {
     let Some(plan) = plan else { return };
     let mut stats = ctx.stats.borrow_mut();
-    while plan.intended_ns(k) < ctx.end_ns {
-        stats.unfinished(plan.intended_ns(k), ctx.cut_ns);
-        k += 1;
+    record_unsent(
+        &mut stats,
+        plan,
+        k,
+        ctx.end_ns,
+        ctx.cut_ns,
+        Unfinished::TimedOut,
+    );
+}
+
+/// Records the slots of `plan` from `k` intended before `before_ns` as unfinished at `cut_ns`,
+/// each with its lower bound `cut_ns − intended`. Slots whose lower bounds fall in the same
+/// histogram bucket are recorded together, so the cost is one record per bucket, not per slot:
+/// a plan far beyond the server (`-R 1G`) can leave billions.
+#[cold]
+fn record_unsent(
+    stats: &mut Stats,
+    plan: &Plan,
+    mut k: u64,
+    before_ns: u64,
+    cut_ns: u64,
+    why: Unfinished,
+) {
+    let end = plan.slots_before(before_ns);
+    while k < end {
+        // Lower bounds fall as `k` grows; every slot intended by `last` shares this bucket.
+        let us = (cut_ns.saturating_sub(plan.intended_ns(k)) / 1000).min(MAX_LATENCY_US);
+        let lowest_ns = stats.corrected.lowest_equivalent(us) * 1000;
+        let last = cut_ns.saturating_sub(lowest_ns);
+        let upto = plan.slots_before(last.saturating_add(1)).clamp(k + 1, end);
+        stats.unfinished_n(us, cut_ns, upto - k, why);
+        k = upto;
     }
 }
 
@@ -389,7 +460,14 @@ where
                     return (Next::Cut, n);
                 }
                 None => {
-                    stats.error(done, |e| &mut e.timeout);
+                    // Open loop: the request waited at least this long, and that lower bound
+                    // belongs in the corrected latencies (leaving it out would hide the
+                    // slowest requests). Closed loop counts it as wrk does: an error only.
+                    if ctx.open_loop {
+                        stats.unfinished(intended.min(sent), done);
+                    } else {
+                        stats.error(done, |e| &mut e.timeout);
+                    }
                     return (Next::Reconnect, n);
                 }
             }
@@ -406,4 +484,38 @@ where
         Next::Reconnect
     };
     (next, n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::RateProfile;
+
+    /// Recording a backlog a bucket at a time gives the same histogram, counts and time line
+    /// as recording each slot on its own.
+    #[test]
+    fn unsent_slots_grouped_by_bucket_match_one_by_one() {
+        for (rate, c, i, k, before, cut) in [
+            (1000.0, 1, 0, 0, 2_000_000_000, 3_500_000_000),
+            (7777.0, 13, 5, 3, 10_000_000_000, 10_200_000_000),
+            (3.0e6, 2, 1, 17, 1_000_000_000, 1_000_000_000),
+            (100.0, 1, 0, 500, 2_000_000_000, 3_000_000_000),
+        ] {
+            let plan = Plan::new(RateProfile::Constant(rate), i, c);
+            let mut grouped = Stats::new();
+            record_unsent(&mut grouped, &plan, k, before, cut, Unfinished::TimedOut);
+            let mut single = Stats::new();
+            let mut j = k;
+            while plan.intended_ns(j) < before {
+                single.unfinished(plan.intended_ns(j), cut);
+                j += 1;
+            }
+            assert_eq!(grouped.corrected, single.corrected, "{rate} {c} {i}");
+            assert_eq!(grouped.errors, single.errors);
+            assert_eq!(grouped.series, single.series);
+            grouped.timeline.close();
+            single.timeline.close();
+            assert_eq!(grouped.timeline.intervals(), single.timeline.intervals());
+        }
+    }
 }

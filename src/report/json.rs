@@ -121,6 +121,11 @@ pub struct Document {
     /// from documents written before it was added: read as zero.
     #[serde(default)]
     pub generator_load: GeneratorLoad,
+    /// Planned requests in flight or due but unsent when the run was stopped early
+    /// (interrupted or a script error); their waits until then are in the corrected
+    /// latencies as lower bounds. Absent from documents written before it was added.
+    #[serde(default)]
+    pub stopped_unfinished: u64,
     /// Completed responses (any status).
     pub requests: u64,
     /// Bytes read.
@@ -497,6 +502,7 @@ pub fn to_document(r: &RunResult) -> Document {
             worker_cpu_ns: st.cpu_ns,
             script_limited: st.script_limited,
         },
+        stopped_unfinished: st.stopped_unfinished,
         requests: st.requests,
         bytes: st.bytes,
         rate: RateDoc {
@@ -615,6 +621,7 @@ pub fn from_document(d: Document) -> Result<RunResult> {
     stats.bytes = d.bytes;
     stats.cpu_ns = d.generator_load.worker_cpu_ns;
     stats.script_limited = d.generator_load.script_limited;
+    stats.stopped_unfinished = d.stopped_unfinished;
     stats.errors = Errors {
         connect: d.errors.connect,
         read: d.errors.read,

@@ -226,6 +226,15 @@ pub fn notes(s: &Summary) -> Vec<String> {
             s.elapsed.as_secs_f64()
         ));
     }
+    let cut = s.stats.stopped_unfinished;
+    if cut > 0 {
+        out.push(format!(
+            "Note: {cut} planned request{} unfinished when the run stopped; {} wait until \
+             then is in the latency figures as a lower bound.",
+            if cut == 1 { " was" } else { "s were" },
+            if cut == 1 { "its" } else { "their" },
+        ));
+    }
     if let Some(e) = &s.script_error {
         // The rate the run reached says nothing then: no rate or generator-load notes.
         out.push(format!(

@@ -298,6 +298,9 @@ pub struct LuaHooks {
     sink: LuaSink,
 }
 
+/// The longest think time `delay()` can ask for, ms (about 31 years).
+const MAX_DELAY_MS: f64 = 1e12;
+
 impl Hooks for LuaHooks {
     type Sink = LuaSink;
 
@@ -337,14 +340,11 @@ impl Hooks for LuaHooks {
         s.enter(&self.conn)?;
         match f.call::<Option<f64>>(()) {
             Ok(ms) => {
+                // NaN and negative mean no think time; past `MAX_DELAY_MS` (beyond any run) the
+                // connection simply sends nothing more.
                 let ms = ms.unwrap_or(0.0);
-                Ok(Some(Duration::from_secs_f64(
-                    if ms.is_finite() && ms > 0.0 {
-                        ms / 1000.0
-                    } else {
-                        0.0
-                    },
-                )))
+                let ms = if ms > 0.0 { ms.min(MAX_DELAY_MS) } else { 0.0 };
+                Ok(Some(Duration::from_secs_f64(ms / 1000.0)))
             }
             Err(e) => Err(s.fail("delay", e)),
         }
