@@ -21,7 +21,7 @@ use crate::units::{parse_count, parse_duration};
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     override_usage = "loadgen [OPTIONS] <URL> [-- SCRIPT_ARGS...]\n       loadgen serve [OPTIONS]\n       loadgen demo [OPTIONS]\n       loadgen merge [OPTIONS] <RESULT>...\n       loadgen report [OPTIONS] <RESULT>",
-    after_help = "Numbers take SI suffixes (10k, 1M); times take s, m, h (a bare number is seconds).\nWith -R, latency is measured from when each request should have been sent (coordinated-omission corrected), to when the response reached the socket (kernel receive timestamp).\nWithout -R, loadgen runs closed loop at maximum throughput, like wrk.\nExit codes: 0 ok, 1 run failed, 2 usage error, 3 threshold breached."
+    after_help = "Numbers take SI suffixes (10k, 1M); times take us, ms, s, m, h (a bare number is seconds). Flags may also follow the URL; put -- before script arguments.\nWith -R, latency is measured from when each request should have been sent (coordinated-omission corrected), to when the response reached the socket (kernel receive timestamp).\nWithout -R, loadgen runs closed loop at maximum throughput, like wrk.\nExit codes: 0 ok, 1 run failed, 2 usage error, 3 threshold breached."
 )]
 pub struct Cli {
     /// A subcommand; without one, loadgen runs a load test against URL.
@@ -132,12 +132,10 @@ pub struct RunArgs {
     /// Target URL: http://host:port/path or https://... (the port is optional)
     #[arg(value_name = "URL", required = true)]
     pub url: Option<String>,
-    /// Arguments passed to the script's init(args), after the URL (use -- before them)
-    #[arg(
-        value_name = "SCRIPT_ARGS",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    /// Arguments passed to the script's init(args), after the URL. As with wrk (GNU getopt),
+    /// flags are read anywhere, also after the URL; `--` ends them, so an argument that starts
+    /// with `-` goes after it
+    #[arg(value_name = "SCRIPT_ARGS")]
     pub script_args: Vec<String>,
 }
 
@@ -419,6 +417,12 @@ mod tests {
         assert_eq!(c.duration, Duration::from_secs(2));
         assert_eq!(c.script_args, vec!["http://h/", "a", "-b"]);
         assert_eq!(c.target_rate(), None);
+        // Flags after the URL are flags, as with wrk's getopt; plain words are script args.
+        let c = cfg(&["http://h/", "-d", "3s", "x", "-R100", "y"]).unwrap();
+        assert_eq!(c.duration, Duration::from_secs(3));
+        assert_eq!(c.target_rate(), Some(100.0));
+        assert_eq!(c.script_args, vec!["http://h/", "x", "y"]);
+        assert!(cfg(&["http://h/", "a", "-b"]).is_err());
     }
 
     #[test]
