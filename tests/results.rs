@@ -212,6 +212,27 @@ fn json_to_stdout_moves_the_text_to_stderr() {
     let doc: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
     assert_eq!(doc["schema"], "loadgen.result");
     assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    // A script's own output (io.write in done(), print at its top level) goes to stderr too.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("chatty.lua");
+    let lua = "print('top level')\n".to_string()
+        + &std::fs::read_to_string("scripts/report.lua").unwrap();
+    std::fs::write(&script, lua).unwrap();
+    let s_path = script.to_str().unwrap();
+    let out = run(
+        &[
+            "-t1", "-c2", "-d1s", "-R50", "-s", s_path, "--json", "-", &s.url,
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert_eq!(doc["schema"], "loadgen.result");
+    let err = stderr(&out);
+    assert!(
+        err.contains("top level") && err.contains("\"requests_per_sec\""),
+        "{err}"
+    );
 }
 
 /// A saved result from a healthy run and one from a server answering 500.

@@ -24,10 +24,13 @@ use crate::report::json::{self, RunResult};
 use crate::report::{hlog, junit, text, thresholds};
 use crate::slo;
 
-/// Writes text to stdout (or stderr), treating a closed pipe as success.
+/// Writes text to stdout (or stderr), treating a closed pipe as success. Stdout is the
+/// original one, for the JSON document, after [`reserve_stdout`].
 fn emit(to_stderr: bool, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
     let res = if to_stderr {
         let mut w = io::stderr().lock();
+        f(&mut w).and_then(|_| w.flush())
+    } else if let Some(mut w) = RESERVED_STDOUT.get() {
         f(&mut w).and_then(|_| w.flush())
     } else {
         let mut w = io::stdout().lock();
@@ -37,6 +40,35 @@ fn emit(to_stderr: bool, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Re
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         r => Ok(r?),
     }
+}
+
+/// The process's original stdout, once [`reserve_stdout`] has moved everything else off it.
+static RESERVED_STDOUT: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+
+/// With `--json -` stdout carries the JSON document and nothing else: a script's `print()` or
+/// `io.write()` (C stdio, on file descriptor 1) would corrupt it. So descriptor 1 becomes a
+/// copy of stderr, where the text report goes too, and the document is written to a
+/// duplicate of the original stdout.
+fn reserve_stdout() -> Result<()> {
+    if RESERVED_STDOUT.get().is_some() {
+        return Ok(());
+    }
+    io::stdout().flush()?;
+    // SAFETY: dup and dup2 on the process's standard descriptors; the duplicate is owned by
+    // the `File` from here on.
+    let original = unsafe {
+        let fd = libc::dup(1);
+        if fd < 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        let file = <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd);
+        if libc::dup2(2, 1) < 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        file
+    };
+    let _ = RESERVED_STDOUT.set(original);
+    Ok(())
 }
 
 /// The lines printed before the run: wrk2's header, and for a merged result its inputs.
@@ -120,6 +152,9 @@ pub fn finish(r: &RunResult, out: &Outputs) -> Result<i32> {
 
 /// A load test with result outputs: header, run, report, files, thresholds.
 pub fn load_test(config: &Config, out: &Outputs) -> Result<i32> {
+    if config.script.is_some() && out.json == Some(Dest::Stdout) {
+        reserve_stdout()?;
+    }
     if config.script.is_some() {
         crate::script::check(config)?;
     }
