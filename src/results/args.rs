@@ -162,9 +162,17 @@ fn expand_with(s: &str, flag: &str, get: impl Fn(&str) -> Option<String>) -> Res
 
 /// An output file path: variables expanded, and its directory must exist.
 fn out_path(s: &str, flag: &str) -> Result<PathBuf> {
-    let p = PathBuf::from(expand_env(s, flag)?);
-    if p.file_name().is_none() {
-        return Err(Error::Usage(format!("{flag}: not a file path: {s:?}")));
+    if s == "-" {
+        return Err(Error::Usage(format!(
+            "{flag}: only --json can go to stdout (-); give a file name"
+        )));
+    }
+    let expanded = expand_env(s, flag)?;
+    let p = PathBuf::from(&expanded);
+    if p.file_name().is_none() || expanded.ends_with('/') || p.is_dir() {
+        return Err(Error::Usage(format!(
+            "{flag}: not a file path: {s:?} (a directory?)"
+        )));
     }
     let dir = match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -176,7 +184,24 @@ fn out_path(s: &str, flag: &str) -> Result<PathBuf> {
             dir.display()
         )));
     }
+    // Checked before the run, so that a long run's results are not lost at its end.
+    if !writable(dir) {
+        return Err(Error::Usage(format!(
+            "{flag}: cannot write in directory {}",
+            dir.display()
+        )));
+    }
     Ok(p)
+}
+
+/// Whether this process may create files in `dir`.
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access only reads the NUL-terminated path we pass.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
 }
 
 impl OutputArgs {
@@ -198,18 +223,41 @@ impl OutputArgs {
             Some("-") => Some(Dest::Stdout),
             Some(p) => Some(Dest::File(out_path(p, "--json")?)),
         };
+        let junit = self
+            .junit
+            .as_deref()
+            .map(|p| out_path(p, "--junit"))
+            .transpose()?;
+        let hlog = self
+            .hlog
+            .as_deref()
+            .map(|p| out_path(p, "--hlog"))
+            .transpose()?;
+        let json_file = match &json {
+            Some(Dest::File(p)) => Some(p),
+            _ => None,
+        };
+        let files = [
+            ("--json", json_file),
+            ("--junit", junit.as_ref()),
+            ("--hlog", hlog.as_ref()),
+        ];
+        for (i, (a, pa)) in files.iter().enumerate() {
+            for (b, pb) in &files[i + 1..] {
+                if let (Some(pa), Some(pb)) = (pa, pb) {
+                    if pa == pb {
+                        return Err(Error::Usage(format!(
+                            "{a} and {b} name the same file: {}",
+                            pa.display()
+                        )));
+                    }
+                }
+            }
+        }
         Ok(Outputs {
             json,
-            junit: self
-                .junit
-                .as_deref()
-                .map(|p| out_path(p, "--junit"))
-                .transpose()?,
-            hlog: self
-                .hlog
-                .as_deref()
-                .map(|p| out_path(p, "--hlog"))
-                .transpose()?,
+            junit,
+            hlog,
             slos,
             quiet: self.quiet,
         })
@@ -275,5 +323,50 @@ mod tests {
             ..Default::default()
         };
         assert!(a.validate(None, true).unwrap().text_to_stderr());
+        // Refused before the run: a directory, stdout for a file-only output, one file for
+        // two outputs.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap().to_string();
+        let f = format!("{d}/r.json");
+        let cases: [(OutputArgs, &str); 4] = [
+            (
+                OutputArgs {
+                    json: Some(d.clone()),
+                    ..Default::default()
+                },
+                "a directory",
+            ),
+            (
+                OutputArgs {
+                    json: Some(format!("{d}/sub/")),
+                    ..Default::default()
+                },
+                "a directory",
+            ),
+            (
+                OutputArgs {
+                    junit: Some("-".into()),
+                    ..Default::default()
+                },
+                "only --json",
+            ),
+            (
+                OutputArgs {
+                    json: Some(f.clone()),
+                    hlog: Some(f.clone()),
+                    ..Default::default()
+                },
+                "--json and --hlog name the same file",
+            ),
+        ];
+        for (a, needle) in cases {
+            let e = a.validate(None, true).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+        let a = OutputArgs {
+            json: Some(f),
+            ..Default::default()
+        };
+        assert!(a.validate(None, true).is_ok());
     }
 }

@@ -118,25 +118,28 @@ pub fn write_body(w: &mut dyn Write, r: &RunResult, quiet: bool) -> io::Result<(
 
 /// Writes the JSON, JUnit and interval-log outputs that `out` asks for.
 pub fn write_files(r: &RunResult, out: &Outputs) -> Result<()> {
+    // Each output is attempted even when one before it failed (a full disk for one file
+    // should not cost the others); the first failure is returned.
+    let mut results = Vec::new();
     match &out.json {
         None => {}
         Some(Dest::Stdout) => {
             let doc = json::to_json(r);
-            emit(false, |w| w.write_all(doc.as_bytes()))?;
+            results.push(emit(false, |w| w.write_all(doc.as_bytes())));
         }
-        Some(Dest::File(p)) => write_atomic(p, json::to_json(r).as_bytes())?,
+        Some(Dest::File(p)) => results.push(write_atomic(p, json::to_json(r).as_bytes())),
     }
     if let Some(p) = &out.junit {
         let mut buf = Vec::new();
         junit::write(&mut buf, r)?;
-        write_atomic(p, &buf)?;
+        results.push(write_atomic(p, &buf));
     }
     if let Some(p) = &out.hlog {
         let mut buf = Vec::new();
         hlog::write(&mut buf, r)?;
-        write_atomic(p, &buf)?;
+        results.push(write_atomic(p, &buf));
     }
-    Ok(())
+    results.into_iter().collect()
 }
 
 /// Prints the report, writes the files, and turns failed thresholds into
