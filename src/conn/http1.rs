@@ -294,6 +294,13 @@ impl ResponseReader {
                 match parsed {
                     Ok(httparse::Status::Complete(len)) => {
                         let status = resp.code.unwrap_or(0);
+                        // An interim response (100 Continue, 103 Early Hints) comes before the
+                        // request's final one: skip it. 101 ends HTTP/1.1 on the connection,
+                        // so it is final.
+                        if (100..200).contains(&status) && status != 101 {
+                            self.start += len;
+                            continue;
+                        }
                         let (head, framing) = interpret(&resp, head_request)?;
                         if sink.wants() {
                             sink.head(status, resp.headers);
@@ -662,6 +669,15 @@ mod tests {
                 close: true
             })
         );
+    }
+
+    #[test]
+    fn interim_responses_are_skipped() {
+        let input = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 No\r\nContent-Length: 0\r\n\r\n";
+        for r in [read_all(input, false, 2), read_seq(input, &[false, false])] {
+            let status: Vec<u16> = r.iter().map(|h| h.as_ref().unwrap().status).collect();
+            assert_eq!(status, [201, 404]);
+        }
     }
 
     #[test]
