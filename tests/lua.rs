@@ -371,6 +371,25 @@ fn lua_runtime_error_stops_the_run_with_a_partial_report() {
     assert_eq!(doc["generator_load"]["script_limited"], false, "{doc}");
 }
 
+/// An empty request would send nothing and wait for a response that never comes (closed loop:
+/// a run of zero requests with no word why); it is a script error naming the cause.
+#[test]
+fn empty_request_is_a_script_error() {
+    let (url, _) = recorder();
+    let s = script("function request()\n  return ''\nend\n");
+    let p = s.path().to_str().unwrap();
+    for rate in [Some("-R50"), None] {
+        let mut args = vec!["-t1", "-c1", "-d5s", "-s", p, &url];
+        args.extend(rate);
+        let started = std::time::Instant::now();
+        let out = run(&args, LIMIT);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let err = stderr(&out);
+        assert!(err.contains("request() returned an empty string"), "{err}");
+    }
+}
+
 #[test]
 fn lua_lookup_connect_time_json_and_thread_addr() {
     let (url, seen) = recorder();

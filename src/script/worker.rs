@@ -315,7 +315,12 @@ impl Hooks for LuaHooks {
             Ok(Value::Boolean(true)) if !self.req.bytes.is_empty() => {
                 return Ok(Some(&self.req));
             }
-            Ok(Value::String(r)) => r,
+            Ok(Value::String(r)) if !r.as_bytes().is_empty() => r,
+            // Nothing to send would wait for a response that never comes.
+            Ok(Value::String(_)) => {
+                let e = mlua::Error::RuntimeError("request() returned an empty string".into());
+                return Err(s.fail("request", e));
+            }
             Ok(other) => {
                 let e = mlua::Error::RuntimeError(format!(
                     "request() returned {} instead of a string",
