@@ -430,8 +430,10 @@ where
         // said when (rxtime); not when this thread got round to reading it.
         let done = match (&res, reader.take_rx()) {
             (Some(Ok(_)), Some(at)) => match rxtime::to_monotonic(at, now_abs) {
-                Some(at) => at.saturating_sub(ctx.t0).max(sent).min(now),
-                None => now,
+                // Bytes cannot arrive before the request left: a receive time from before the
+                // send is a stale one (TLS data decrypted from an earlier read), so use now.
+                Some(at) if at.saturating_sub(ctx.t0) >= sent => at.saturating_sub(ctx.t0).min(now),
+                _ => now,
             },
             _ => now,
         };
