@@ -139,6 +139,9 @@ pub async fn drive<C: Connector, H: Hooks>(
         if hooks.stopped() {
             return;
         }
+        // A connection opened before the run was free all along: its first request's send lag
+        // is all the generator's. A reopened one is free once open.
+        let preopened = stream.is_some();
         let mut io = match stream.take() {
             Some(s) => s,
             None => {
@@ -163,7 +166,7 @@ pub async fn drive<C: Connector, H: Hooks>(
         };
         reader.clear();
         let mut intended = intended;
-        let mut free = ctx.now();
+        let mut free = if preopened { 0 } else { ctx.now() };
         let mut times = Times {
             sent: free,
             done: free,
