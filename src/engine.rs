@@ -14,7 +14,7 @@ use crate::config::{Config, Scheme};
 use crate::conn::connect::{Connector, Tcp, Tls};
 use crate::conn::hooks::NoHooks;
 use crate::conn::http1::Discard;
-use crate::conn::{self, ThreadCtx};
+use crate::conn::{self, Abandon, ThreadCtx};
 use crate::error::{Error, Result};
 use crate::record::Stats;
 use crate::request::{self, Request};
@@ -571,7 +571,7 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             cut: t0 + a.config.duration + drain,
             open_loop: a.config.rate.is_some(),
             stats: Stats::anchored(crate::timeline::unix_ns_at(t0)).into(),
-            stopped_at: None.into(),
+            abandoned: None.into(),
         });
         let mut tasks = Vec::with_capacity(conns.len());
         for (&i, s) in conns.iter().zip(streams) {
@@ -610,10 +610,12 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         tokio::select! {
             // Stopped early by the engine: what the connections leave unfinished is recorded
             // as they are dropped (`conn::Progress`).
-            _ = stop.wait_for(|s| *s) => ctx.stopped_at.set(Some(ctx.now())),
+            _ = stop.wait_for(|s| *s) => ctx.abandoned.set(Some(Abandon::stopped(ctx.now()))),
             _ = thread_stopped => {}
             _ = all_done => {}
-            _ = async { backstop.await; tokio::time::sleep(DRAIN_BACKSTOP).await } => {}
+            _ = async { backstop.await; tokio::time::sleep(DRAIN_BACKSTOP).await } => {
+                ctx.abandoned.set(Some(Abandon::drained(&ctx)));
+            }
         }
         for t in tasks {
             t.abort();

@@ -378,6 +378,51 @@ fn a_billion_unsent_requests_are_recorded_at_once() {
     );
 }
 
+/// A server that never reads: a large body fills the socket, and the write is bounded by the
+/// request's timeout like the read, so the connection gives up, reconnects and goes on with
+/// its plan; every planned request is a timeout with its lower bound.
+#[test]
+fn a_write_the_server_never_reads_times_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            held.push(c); // open, never read
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body");
+    std::fs::write(&body, vec![b'x'; 32 << 20]).unwrap();
+    let started = std::time::Instant::now();
+    let out = run(
+        &[
+            "-t1",
+            "-c1",
+            "-d1s",
+            "-R10",
+            "--timeout",
+            "300ms",
+            "--body-file",
+            body.to_str().unwrap(),
+            &url,
+        ],
+        LIMIT,
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(4), "{text}");
+    let r = parse(&text);
+    assert_eq!(r.requests, 0, "{text}");
+    assert!((9..=11).contains(&r.timeout), "{text}");
+    // The probe, the first connection and at least two reconnects after write timeouts.
+    let n = accepted.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(n >= 4, "{n} connections\n{text}");
+}
+
 /// Too few file descriptors for `-c` is one line and exit 1, before any connection is made,
 /// not a panic part-way through opening them.
 #[test]

@@ -58,10 +58,45 @@ pub struct ThreadCtx {
     pub open_loop: bool,
     /// The thread's measurements.
     pub stats: RefCell<Stats>,
-    /// When the engine stopped the run early (Ctrl-C, SIGTERM, a script error), ns since
-    /// `t0`; set by the worker just before it drops the connections' tasks, so that each
-    /// records what it leaves unfinished (open loop).
-    pub stopped_at: Cell<Option<u64>>,
+    /// Set by the worker just before it drops the connections' tasks (the run was stopped
+    /// early, or the drain period's backstop passed), so that each records what it leaves
+    /// unfinished (open loop; see [`Progress`]).
+    pub abandoned: Cell<Option<Abandon>>,
+}
+
+/// Why and when a worker dropped its connections' tasks, and so how a dropped connection
+/// records the requests it leaves unfinished: its request out, and its slots intended before
+/// `before_ns` that it never sent, each with the lower bound `at_ns − intended`.
+#[derive(Debug, Clone, Copy)]
+pub struct Abandon {
+    /// When the requests stopped being awaited, ns since `t0`.
+    pub at_ns: u64,
+    /// Slots intended before this (ns since `t0`) were due.
+    pub before_ns: u64,
+    /// Whether they count as timeouts.
+    pub why: Unfinished,
+}
+
+impl Abandon {
+    /// The engine stopped the run at `at_ns` (Ctrl-C, SIGTERM, a script error): what was due
+    /// until then is unfinished, and not an error.
+    pub fn stopped(at_ns: u64) -> Abandon {
+        Abandon {
+            at_ns,
+            before_ns: at_ns,
+            why: Unfinished::Stopped,
+        }
+    }
+
+    /// The drain period of `ctx` is over and a connection still has not ended (stuck in a
+    /// connect, say): what was planned before the deadline is unfinished, as timeouts.
+    pub fn drained(ctx: &ThreadCtx) -> Abandon {
+        Abandon {
+            at_ns: ctx.cut_ns,
+            before_ns: ctx.end_ns,
+            why: Unfinished::TimedOut,
+        }
+    }
 }
 
 impl ThreadCtx {
@@ -237,7 +272,7 @@ pub async fn drive<C: Connector, H: Hooks>(
 /// engine drops the tasks when it stops the run early, and the requests this connection then
 /// leaves unfinished are recorded as lower bounds (open loop), as at the end of a drain period.
 struct Progress<'a> {
-    /// The thread's state (its `stopped_at` says whether the run was stopped early).
+    /// The thread's state (its `abandoned` says whether and how the task was dropped).
     ctx: &'a ThreadCtx,
     /// The connection's plan; `None` in closed loop, where nothing is recorded.
     plan: Option<&'a Plan>,
@@ -249,18 +284,18 @@ struct Progress<'a> {
 
 impl Drop for Progress<'_> {
     fn drop(&mut self) {
-        let (Some(stop), Some(plan)) = (self.ctx.stopped_at.get(), self.plan) else {
+        let (Some(a), Some(plan)) = (self.ctx.abandoned.get(), self.plan) else {
             return;
         };
         let Ok(mut stats) = self.ctx.stats.try_borrow_mut() else {
             return;
         };
         if let Some(intended) = self.out {
-            let us = stop.saturating_sub(intended) / 1000;
-            stats.unfinished_n(us, stop, 1, Unfinished::Stopped);
+            let us = a.at_ns.saturating_sub(intended) / 1000;
+            stats.unfinished_n(us, a.at_ns, 1, a.why);
         }
         let next = self.k + u64::from(self.out.is_some());
-        record_unsent(&mut stats, plan, next, stop, stop, Unfinished::Stopped);
+        record_unsent(&mut stats, plan, next, a.before_ns, a.at_ns, a.why);
     }
 }
 
@@ -380,6 +415,31 @@ async fn before<F: Future>(
     .await
 }
 
+/// The deadline passed at `now` (ns since `t0`) with `left` of a write's requests unanswered.
+/// Past the drain period they are all unfinished, recorded with their lower bounds (open
+/// loop; closed loop has no drain period: the run is over, and a request it happened to have
+/// out is no measurement). Before it, the first timed out: open loop records its lower bound
+/// (leaving it out would hide the slowest requests); closed loop counts it as wrk does, as an
+/// error only.
+fn deadline_missed(ctx: &ThreadCtx, intended: u64, sent: u64, now: u64, left: usize) -> Next {
+    let mut stats = ctx.stats.borrow_mut();
+    if now >= ctx.cut_ns {
+        if ctx.open_loop {
+            for _ in 0..left {
+                stats.unfinished(intended, ctx.cut_ns);
+            }
+        }
+        Next::Cut
+    } else {
+        if ctx.open_loop {
+            stats.unfinished(intended.min(sent), now);
+        } else {
+            stats.error(now, |e| &mut e.timeout);
+        }
+        Next::Reconnect
+    }
+}
+
 /// Sends the request and reads its response(s), recording each and handing each to the
 /// script's `response()` when it has one; `timer` is the connection's deadline timer, set to
 /// `*timer_ns`, which this request's deadline may move earlier (only its first) or later
@@ -400,26 +460,42 @@ async fn exchange<S, H: Hooks>(
 where
     S: rxtime::TimedRead + tokio::io::AsyncWrite,
 {
-    let (sent, responses, head) = {
-        let req = match hooks.request() {
-            Ok(Some(r)) => r,
-            Ok(None) => &ctx.request,
-            Err(Stop) => return (Next::Stop, 1),
-        };
-        let sent = ctx.now();
-        times.sent = sent;
-        if io.write_all(&req.bytes).await.is_err() {
-            ctx.error(|e| &mut e.write);
-            return (Next::Reconnect, req.responses as u64);
-        }
-        (sent, req.responses, req.head)
+    let req = match hooks.request() {
+        Ok(Some(r)) => r,
+        Ok(None) => &ctx.request,
+        Err(Stop) => return (Next::Stop, 1),
     };
-    // The deadline, from the send time already read. The timer moves only if it is set later
-    // (the first request); an earlier setting is moved when it fires (`before`).
+    let (responses, head) = (req.responses, req.head);
+    let sent = ctx.now();
+    times.sent = sent;
+    // The deadline, from the send time. The timer moves only if it is set later (the first
+    // request); an earlier setting is moved when it fires (`before`). It bounds the write
+    // too: a server that reads nothing fills the socket with a large body.
     let deadline_ns = sent.saturating_add(ctx.timeout_ns).min(ctx.cut_ns);
     if deadline_ns < *timer_ns {
         *timer_ns = deadline_ns;
         timer.as_mut().reset(ctx.instant_at(deadline_ns));
+    }
+    let wrote = before(
+        ctx,
+        io.write_all(&req.bytes),
+        timer.as_mut(),
+        timer_ns,
+        deadline_ns,
+    )
+    .await;
+    match wrote {
+        Some(Ok(())) => {}
+        Some(Err(_)) => {
+            ctx.error(|e| &mut e.write);
+            return (Next::Reconnect, responses as u64);
+        }
+        None => {
+            let now = ctx.now();
+            times.done = now;
+            let missed = deadline_missed(ctx, intended, sent, now, responses);
+            return (missed, responses as u64);
+        }
     }
     let mut keep = true;
     let n = responses as u64;
@@ -453,27 +529,9 @@ where
                     stats.error(done, |e| &mut e.read);
                     return (Next::Reconnect, n);
                 }
-                None if done >= ctx.cut_ns => {
-                    // The drain period is over: this and the rest of the write's requests
-                    // are unfinished. (Closed loop has no drain period: the run is over, and
-                    // a request it happened to have out is no measurement.)
-                    if ctx.open_loop {
-                        for _ in i..responses {
-                            stats.unfinished(intended, ctx.cut_ns);
-                        }
-                    }
-                    return (Next::Cut, n);
-                }
                 None => {
-                    // Open loop: the request waited at least this long, and that lower bound
-                    // belongs in the corrected latencies (leaving it out would hide the
-                    // slowest requests). Closed loop counts it as wrk does: an error only.
-                    if ctx.open_loop {
-                        stats.unfinished(intended.min(sent), done);
-                    } else {
-                        stats.error(done, |e| &mut e.timeout);
-                    }
-                    return (Next::Reconnect, n);
+                    drop(stats);
+                    return (deadline_missed(ctx, intended, sent, done, responses - i), n);
                 }
             }
         }
