@@ -213,7 +213,6 @@ fn run_with<C: Connector + Send>(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (fail_tx, mut fail_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut handles = Vec::with_capacity(threads);
-    #[allow(clippy::needless_range_loop)]
     for index in 0..threads {
         let args = WorkerArgs {
             index,

@@ -1,5 +1,10 @@
 //! File output that is never left half-written: write to a temporary file beside the target,
 //! flush it to disk, then rename over the target.
+//!
+//! Written by hand rather than with `tempfile::NamedTempFile::persist`: tempfile creates its
+//! files with mode 0600, and a report or histogram log should get the same permissions (the
+//! user's umask) as any other file the user asks for. The temporary name is unique per process,
+//! and `results::args` refuses to write one path twice in a run, so no two writers share it.
 
 use std::io::Write;
 use std::path::Path;

@@ -549,8 +549,9 @@ fn base64_decode(s: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
 
-/// The old file survives a run killed mid-way (the new one is only ever renamed into place
-/// when complete); a run that completes replaces it and leaves no temporary file.
+/// The old file survives a run killed mid-way (the output is neither opened nor truncated
+/// up front: the new one is only ever renamed into place when complete); a run that completes
+/// replaces it and leaves no temporary file.
 #[test]
 fn json_is_written_atomically() {
     let s = serve(&[]);
