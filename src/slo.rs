@@ -257,6 +257,12 @@ fn parse_limit(expr: &str, metric: &Metric, value: &str) -> Result<Limit> {
     }
     if let Metric::Latency(..) = metric {
         let (num, unit) = split_number(value);
+        if num.is_empty() {
+            return Err(usage(
+                expr,
+                format!("{value:?} is not a latency (e.g. 250ms)"),
+            ));
+        }
         let v = parse_number(expr, num)?;
         let scale = match unit {
             "us" | "µs" => 1.0,
@@ -542,6 +548,8 @@ mod tests {
             ("p99<=", "missing value"),
             ("p99<=250", "needs a unit"),
             ("p99<=250xs", "unknown time unit"),
+            ("p99<=abc", "\"abc\" is not a latency"),
+            ("p99<=-5ms", "\"-5ms\" is not a latency"),
             ("p99<=5%", "unknown time unit"),
             ("p0<1s", "above 0"),
             ("p101<1s", "above 0"),
