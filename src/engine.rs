@@ -104,11 +104,12 @@ fn ensure_nofile_limit(config: &Config) -> Result<()> {
     Ok(())
 }
 
-/// File descriptors a run uses at most: one socket per connection, three per worker thread
-/// (its runtime's epoll and waker, its pacing timer), and a margin for the standard streams,
-/// the main thread's runtime and signal pipe, the script and the output files.
+/// File descriptors a run uses at most: one socket per connection, five per worker thread
+/// (its runtime's epoll and waker, its pacing timer among them) and 11 besides (the standard
+/// streams, the main thread's runtime and signal pipe), as counted in /proc/PID/fd during
+/// runs with one and two threads, with and without a script; plus one for an output file.
 fn files_needed(config: &Config) -> u64 {
-    config.connections as u64 + 3 * config.threads as u64 + 32
+    config.connections as u64 + 5 * config.threads as u64 + 12
 }
 
 /// A finished run: the merged summary (with the run-time script error, if one stopped the
@@ -258,7 +259,21 @@ fn run_with<C: Connector + Send>(
                                 init_error.get_or_insert(e);
                             }
                         }
-                        Err(mpsc::TryRecvError::Empty) => break,
+                        Err(mpsc::TryRecvError::Empty) => {
+                            // A worker that ended without a word (a panic) while the others
+                            // wait for the start: take what the others said, then fail.
+                            if init_error.is_none() && handles.iter().any(|h| h.is_finished()) {
+                                while let Ok(r) = ready_rx.try_recv() {
+                                    if let Err(e) = r {
+                                        init_error.get_or_insert(e);
+                                    }
+                                }
+                                init_error.get_or_insert(Error::Runtime(
+                                    "a worker thread stopped before the run started".into(),
+                                ));
+                            }
+                            break;
+                        }
                         // Every worker has ended, some without a word (a panic).
                         Err(mpsc::TryRecvError::Disconnected) => {
                             init_error.get_or_insert(Error::Runtime(
@@ -300,19 +315,26 @@ fn run_with<C: Connector + Send>(
         let stop_at = Instant::now().max(t0);
         let _ = stop_tx.send(true);
         // The workers stop within milliseconds, unless one is stuck in a script's endless
-        // loop: a second Ctrl-C (or SIGTERM) then ends the process without a report.
+        // loop: a second Ctrl-C (or SIGTERM) then ends the process without a report. A first
+        // one here (the run had ended by itself) only marks the run interrupted.
         let mut told = false;
         let started_waiting = Instant::now();
         while !handles.iter().all(|h| h.is_finished()) {
             tokio::select! {
-                _ = sig.recv() => force_exit(),
+                _ = sig.recv() => {
+                    if interrupted {
+                        force_exit();
+                    }
+                    interrupted = true;
+                }
                 _ = tokio::time::sleep(Duration::from_millis(1)) => {}
             }
             if !told && started_waiting.elapsed() > STOP_NOTICE_AFTER {
                 told = true;
                 eprintln!(
                     "loadgen: waiting for the worker threads to stop (is a script stuck in a \
-                     loop?); press Ctrl-C again to quit without a report"
+                     loop?); press Ctrl-C {}to quit without a report",
+                    if interrupted { "again " } else { "twice " }
                 );
             }
         }
@@ -609,7 +631,7 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         tokio::select! {
             // Stopped early by the engine: what the connections leave unfinished is recorded
             // as they are dropped (`conn::Progress`).
-            _ = stop.wait_for(|s| *s) => ctx.abandoned.set(Some(Abandon::stopped(ctx.now()))),
+            _ = stop.wait_for(|s| *s) => ctx.abandoned.set(Some(Abandon::stopped(&ctx))),
             _ = thread_stopped => {}
             _ = all_done => {}
             _ = async { backstop.await; tokio::time::sleep(DRAIN_BACKSTOP).await } => {

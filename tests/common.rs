@@ -309,3 +309,12 @@ pub fn http(
         .unwrap_or(0);
     (status, head.to_ascii_lowercase(), body.to_string())
 }
+
+/// N from the report's note "N planned requests were unfinished when the run stopped; …".
+pub fn unfinished_noted(text: &str) -> Option<i64> {
+    text.split("Note: ").find_map(|note| {
+        let (n, rest) = note.split_once(' ')?;
+        rest.starts_with("planned request")
+            .then(|| n.parse().ok())?
+    })
+}

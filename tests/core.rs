@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::common::{dead_port, parse, run, serve, serve_alone, stderr, stdout};
+use crate::common::{dead_port, parse, run, serve, serve_alone, stderr, stdout, unfinished_noted};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -347,13 +347,33 @@ fn interrupt_records_unfinished_requests_as_lower_bounds() {
     assert!(r.p(99.0) > r.seconds * 1e6 * 0.95, "{text}");
 }
 
-/// N from the note "N planned requests were unfinished when the run stopped; …".
-fn unfinished_noted(text: &str) -> Option<i64> {
-    text.split("Note: ").find_map(|note| {
-        let (n, rest) = note.split_once(' ')?;
-        rest.starts_with("planned request")
-            .then(|| n.parse().ok())?
-    })
+/// Stopped in the drain period (after the deadline, while the requests out are awaited), a
+/// run counts as unfinished what was planned before the deadline, not what the plan would
+/// have held until the stop.
+#[test]
+fn interrupt_in_the_drain_period_counts_only_the_planned_requests() {
+    let s = serve(&["--stall-at", "0s", "--stall-for", "1h"]);
+    let child = std::process::Command::new(crate::common::bin())
+        .args(["-t1", "-c5", "-d1s", "-R100", "--timeout", "10s", &s.url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status();
+    assert!(killed.unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    let noted =
+        unfinished_noted(&text).unwrap_or_else(|| panic!("no note on unfinished requests\n{text}"));
+    assert!(
+        (98..=100).contains(&noted),
+        "{noted} of 100 planned\n{text}"
+    );
 }
 
 /// A plan far beyond the server (`-R 1G` against one that answers nothing) leaves a billion
@@ -442,10 +462,28 @@ fn too_few_open_files_for_the_connections_is_one_line() {
         err.contains("-c 100 needs about") && err.contains("ulimit -n"),
         "{err}"
     );
+
+    // The estimate is enough: at exactly that limit a run opens all its connections (20 +
+    // 5 per thread + 12 = 42).
+    let s = serve(&[]);
+    let cmd = format!(
+        "ulimit -n 42 && exec {} -t2 -c20 -d1s -R200 {}",
+        crate::common::bin(),
+        s.url
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &cmd])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(!text.contains("Socket errors"), "{text}");
+    assert!(parse(&text).requests >= 190, "{text}");
 }
 
-/// A script stuck in an endless loop cannot be stopped between requests; a second Ctrl-C ends
-/// the process at once (exit 130), after the first has said so.
+/// A script stuck in an endless loop cannot be stopped between requests: one Ctrl-C (here
+/// after the run's deadline, while loadgen waits for the stuck thread) does not end the
+/// process, a second ends it at once (exit 130) and says so.
 #[test]
 fn second_interrupt_quits_a_stuck_script() {
     let s = serve(&[]);
@@ -467,6 +505,8 @@ fn second_interrupt_quits_a_stuck_script() {
     std::thread::sleep(Duration::from_millis(1500));
     assert!(kill().unwrap().success());
     std::thread::sleep(Duration::from_millis(300));
+    let mut child = child;
+    assert!(child.try_wait().unwrap().is_none(), "one Ctrl-C quit");
     assert!(kill().unwrap().success());
     let started = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::{run, stderr, stdout};
+use crate::common::{run, serve, stderr, stdout, unfinished_noted};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -324,6 +324,60 @@ fn lua_delay_is_think_time_not_latency() {
     let again = stdout(&again);
     assert!(again.contains("delay() (think time)"), "{again}");
     assert!(!again.contains("waiting on the server"), "{again}");
+}
+
+/// The plan's slots that pass while a connection thinks are not owed: a run with think time
+/// stopped early counts at most the requests out as unfinished, not the plan's backlog.
+#[test]
+fn lua_interrupted_think_time_leaves_no_backlog() {
+    let (url, _) = recorder();
+    let s = script("function delay()\n  return 40\nend\n");
+    let child = std::process::Command::new(crate::common::bin())
+        .args(["-t1", "-c2", "-d20s", "-R1000", "-s"])
+        .arg(s.path())
+        .arg(&url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status();
+    assert!(killed.unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("interrupted after"), "{text}");
+    assert!(unfinished_noted(&text).unwrap_or(0) <= 2, "{text}");
+}
+
+/// `delay()` returning 0 is no think time: the next request keeps to its slot, so a server
+/// stall still shows in the corrected latencies (timing from the last response instead would
+/// hide it: the uncorrected figure).
+#[test]
+fn lua_zero_delay_keeps_the_plan() {
+    let srv = serve(&["--stall-at", "500ms", "--stall-for", "500ms"]);
+    let s = script("function delay()\n  return 0\nend\n");
+    let out = run(
+        &[
+            "-t1",
+            "-c1",
+            "-d2s",
+            "-R100",
+            "--latency",
+            "-s",
+            s.path().to_str().unwrap(),
+            &srv.url,
+        ],
+        LIMIT,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    // A quarter of the plan falls in the stall, its latencies spread from 500 ms down to 0.
+    let r = crate::common::parse(&text);
+    assert!(r.p(90.0) > 100_000.0, "the stall was hidden\n{text}");
 }
 
 #[test]

@@ -78,12 +78,14 @@ pub struct Abandon {
 }
 
 impl Abandon {
-    /// The engine stopped the run at `at_ns` (Ctrl-C, SIGTERM, a script error): what was due
-    /// until then is unfinished, and not an error.
-    pub fn stopped(at_ns: u64) -> Abandon {
+    /// The engine stopped the run now (Ctrl-C, SIGTERM, a script error): what was due until
+    /// now, and planned before the end of the run (a stop may come in the drain period), is
+    /// unfinished, and not an error.
+    pub fn stopped(ctx: &ThreadCtx) -> Abandon {
+        let at_ns = ctx.now();
         Abandon {
             at_ns,
-            before_ns: at_ns,
+            before_ns: at_ns.min(ctx.end_ns),
             why: Unfinished::Stopped,
         }
     }
@@ -141,8 +143,10 @@ enum Next {
     Cut,
 }
 
-/// Runs one connection until the task is dropped (the engine drops it at the deadline) or the
-/// script stops it. `stream` is the already-open first connection, if the engine opened one.
+/// Runs one connection until its plan ends (the end of the run, or of the drain period), the
+/// script stops it, or the engine drops the task (a stop, or the drain period's backstop; what
+/// the connection then leaves unfinished is recorded by [`Progress`]). `stream` is the
+/// already-open first connection, if the engine opened one.
 pub async fn drive<C: Connector, H: Hooks>(
     ctx: Rc<ThreadCtx>,
     connector: C,
@@ -164,11 +168,12 @@ pub async fn drive<C: Connector, H: Hooks>(
         ctx: &ctx,
         plan: plan.as_ref(),
         k: 0,
-        out: None,
+        out: Out::NONE,
+        thinks: false,
     };
     loop {
         // Wait for the slot first, so that reconnecting never runs ahead of the plan.
-        let Some(intended) = wait_for_slot(&ctx, plan.as_ref(), g.k).await else {
+        let Some(intended) = wait_for_slot(&ctx, plan.as_ref(), g.k, g.thinks).await else {
             return;
         };
         if hooks.stopped() {
@@ -217,7 +222,6 @@ pub async fn drive<C: Connector, H: Hooks>(
                 let next = ctx.t0 + p.intended_ns(g.k + 1);
                 ctx.pacer.hold_awake_if_before(next, took)
             });
-            g.out = Some(intended);
             let (next, sent) = exchange(
                 &ctx,
                 &mut io,
@@ -228,10 +232,11 @@ pub async fn drive<C: Connector, H: Hooks>(
                 intended,
                 free,
                 &mut times,
+                &mut g.out,
             )
             .await;
             // Pipelined requests (several in one write) use as many slots of the plan.
-            g.out = None;
+            g.out = Out::NONE;
             g.k += sent;
             took = times.done.saturating_sub(times.sent);
             drop(_awake);
@@ -239,6 +244,7 @@ pub async fn drive<C: Connector, H: Hooks>(
                 Next::Keep => {}
                 Next::Reconnect => break,
                 Next::Stop => return,
+                Next::Cut if g.thinks => return,
                 Next::Cut => return record_backlog(&ctx, plan.as_ref(), g.k),
             }
             // Free from the last response's last byte: time spent in the script's response()
@@ -253,12 +259,20 @@ pub async fn drive<C: Connector, H: Hooks>(
                     if free >= ctx.end_ns {
                         return;
                     }
+                    // The plan's slots that pass while the connection thinks are not owed:
+                    // its next request takes the last of them (intended when thinking ends),
+                    // so the connection never falls behind its plan by its think time alone.
+                    if let Some(p) = &plan {
+                        g.thinks = true;
+                        g.k =
+                            g.k.max(p.slots_before(free.saturating_add(1)).saturating_sub(1));
+                    }
                     sleep_until(&ctx, free).await;
                     free
                 }
                 Err(Stop) => return,
             };
-            match wait_for_slot(&ctx, plan.as_ref(), g.k).await {
+            match wait_for_slot(&ctx, plan.as_ref(), g.k, g.thinks).await {
                 // Never `max(slot, free)` without think time: that would be the uncorrected
                 // latency, hiding a slow server.
                 Some(t) => intended = t.max(thought),
@@ -276,10 +290,35 @@ struct Progress<'a> {
     ctx: &'a ThreadCtx,
     /// The connection's plan; `None` in closed loop, where nothing is recorded.
     plan: Option<&'a Plan>,
-    /// The plan's next slot: the one out now, if `out`, else the next to send.
+    /// The plan's next slot: the first of the write out now, if any, else the next to send.
     k: u64,
-    /// The intended time (ns since `t0`) of the request out now.
-    out: Option<u64>,
+    /// The write out now, if any.
+    out: Out,
+    /// The connection thinks between requests (the script's `delay()`): it keeps to no plan
+    /// beyond its next request, so the slots it has not sent are not owed, and only requests
+    /// out are recorded.
+    thinks: bool,
+}
+
+/// A connection's write out now: [`exchange`] keeps it current at every wait, so that a task
+/// dropped in the middle of one records exactly the requests still unanswered.
+#[derive(Debug, Clone, Copy)]
+struct Out {
+    /// The write's intended time (ns since `t0`), from which its requests' latencies count.
+    intended: u64,
+    /// How many slots of the plan the write holds (pipelining: one per request in it).
+    held: u64,
+    /// How many of its requests are still unanswered and unrecorded.
+    left: u64,
+}
+
+impl Out {
+    /// No write out.
+    const NONE: Out = Out {
+        intended: 0,
+        held: 0,
+        left: 0,
+    };
 }
 
 impl Drop for Progress<'_> {
@@ -290,12 +329,15 @@ impl Drop for Progress<'_> {
         let Ok(mut stats) = self.ctx.stats.try_borrow_mut() else {
             return;
         };
-        if let Some(intended) = self.out {
-            let us = a.at_ns.saturating_sub(intended) / 1000;
-            stats.unfinished_n(us, a.at_ns, 1, a.why);
+        let out = self.out;
+        if out.left > 0 {
+            let us = a.at_ns.saturating_sub(out.intended) / 1000;
+            stats.unfinished_n(us, a.at_ns, out.left, a.why);
         }
-        let next = self.k + u64::from(self.out.is_some());
-        record_unsent(&mut stats, plan, next, a.before_ns, a.at_ns, a.why);
+        if !self.thinks {
+            let next = self.k + out.held;
+            record_unsent(&mut stats, plan, next, a.before_ns, a.at_ns, a.why);
+        }
     }
 }
 
@@ -341,14 +383,15 @@ fn record_unsent(
 }
 
 /// Waits until the plan's `k`-th slot and returns its intended time (ns since `t0`), or `None`
-/// when that slot lies at or after the end of the run. In closed loop there is no plan: the
+/// when that slot lies at or after the end of the run (past the drain period, the slots from
+/// `k` are recorded as unfinished, unless the connection `thinks`: see [`Progress`]). In closed loop there is no plan: the
 /// intended time is now. With a plan it waits on the thread's pacer: to within microseconds
 /// with precise pacing; with coarse pacing, until the tick before the slot (the request leaves
 /// up to a tick early and is timed from its actual send, so the timer's granularity is never
 /// counted as latency, as wrk2 counts it). One clock read decides both whether the drain period
 /// is over and whether to sleep.
 #[inline]
-async fn wait_for_slot(ctx: &ThreadCtx, plan: Option<&Plan>, k: u64) -> Option<u64> {
+async fn wait_for_slot(ctx: &ThreadCtx, plan: Option<&Plan>, k: u64, thinks: bool) -> Option<u64> {
     let Some(p) = plan else {
         let now = ctx.now();
         return (now < ctx.end_ns).then_some(now);
@@ -360,7 +403,9 @@ async fn wait_for_slot(ctx: &ThreadCtx, plan: Option<&Plan>, k: u64) -> Option<u
     let now = mono_ns();
     // Past the drain period (so far past this slot, planned before the deadline): stop.
     if now.saturating_sub(ctx.t0) >= ctx.cut_ns {
-        record_backlog(ctx, plan, k);
+        if !thinks {
+            record_backlog(ctx, plan, k);
+        }
         return None;
     }
     let due = ctx.t0 + due_ns;
@@ -418,21 +463,21 @@ async fn before<F: Future>(
 /// The deadline passed at `now` (ns since `t0`) with `left` of a write's requests unanswered.
 /// Past the drain period they are all unfinished, recorded with their lower bounds (open
 /// loop; closed loop has no drain period: the run is over, and a request it happened to have
-/// out is no measurement). Before it, the first timed out: open loop records its lower bound
-/// (leaving it out would hide the slowest requests); closed loop counts it as wrk does, as an
-/// error only.
+/// out is no measurement). Before it, they timed out: open loop records each with its lower
+/// bound (leaving them out would hide the slowest requests); closed loop counts the write as
+/// wrk does, as one error only.
 fn deadline_missed(ctx: &ThreadCtx, intended: u64, sent: u64, now: u64, left: usize) -> Next {
     let mut stats = ctx.stats.borrow_mut();
     if now >= ctx.cut_ns {
         if ctx.open_loop {
-            for _ in 0..left {
-                stats.unfinished(intended, ctx.cut_ns);
-            }
+            let us = ctx.cut_ns.saturating_sub(intended) / 1000;
+            stats.unfinished_n(us, ctx.cut_ns, left as u64, Unfinished::TimedOut);
         }
         Next::Cut
     } else {
         if ctx.open_loop {
-            stats.unfinished(intended.min(sent), now);
+            let us = now.saturating_sub(intended.min(sent)) / 1000;
+            stats.unfinished_n(us, now, left as u64, Unfinished::TimedOut);
         } else {
             stats.error(now, |e| &mut e.timeout);
         }
@@ -456,6 +501,7 @@ async fn exchange<S, H: Hooks>(
     intended: u64,
     free: u64,
     times: &mut Times,
+    out: &mut Out,
 ) -> (Next, u64)
 where
     S: rxtime::TimedRead + tokio::io::AsyncWrite,
@@ -468,6 +514,11 @@ where
     let (responses, head) = (req.responses, req.head);
     let sent = ctx.now();
     times.sent = sent;
+    *out = Out {
+        intended,
+        held: responses as u64,
+        left: responses as u64,
+    };
     // The deadline, from the send time. The timer moves only if it is set later (the first
     // request); an earlier setting is moved when it fires (`before`). It bounds the write
     // too: a server that reads nothing fills the socket with a large body.
@@ -523,6 +574,7 @@ where
             match res {
                 Some(Ok(head)) => {
                     stats.record(intended, free, sent, done, head.status);
+                    out.left -= 1;
                     keep &= !head.close;
                 }
                 Some(Err(_)) => {
@@ -562,7 +614,7 @@ mod tests {
             (1000.0, 1, 0, 0, 2_000_000_000, 3_500_000_000),
             (7777.0, 13, 5, 3, 10_000_000_000, 10_200_000_000),
             (3.0e6, 2, 1, 17, 1_000_000_000, 1_000_000_000),
-            (100.0, 1, 0, 500, 2_000_000_000, 3_000_000_000),
+            (100.0, 1, 0, 50, 2_000_000_000, 3_000_000_000),
         ] {
             let plan = Plan::new(RateProfile::Constant(rate), i, c);
             let mut grouped = Stats::new();

@@ -344,13 +344,15 @@ impl Hooks for LuaHooks {
         };
         s.enter(&self.conn)?;
         match f.call::<Option<f64>>(()) {
-            Ok(ms) => {
-                // NaN and negative mean no think time; past `MAX_DELAY_MS` (beyond any run) the
-                // connection simply sends nothing more.
-                let ms = ms.unwrap_or(0.0);
-                let ms = if ms > 0.0 { ms.min(MAX_DELAY_MS) } else { 0.0 };
-                Ok(Some(Duration::from_secs_f64(ms / 1000.0)))
-            }
+            // nil, 0, negative and NaN mean no think time: the next request keeps to the plan
+            // (a zero delay would instead time it from the last response, uncorrected). Past
+            // `MAX_DELAY_MS` (beyond any run) the connection simply sends nothing more.
+            Ok(ms) => match ms {
+                Some(ms) if ms > 0.0 => {
+                    Ok(Some(Duration::from_secs_f64(ms.min(MAX_DELAY_MS) / 1000.0)))
+                }
+                _ => Ok(None),
+            },
             Err(e) => Err(s.fail("delay", e)),
         }
     }
