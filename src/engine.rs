@@ -72,8 +72,9 @@ pub fn resolve(config: &Config) -> Result<Vec<SocketAddr>> {
 }
 
 /// Raises the soft open-files limit to the hard limit so that `-c 10000` can work, and fails
-/// with one line when even that is too few for the connections asked for.
-fn ensure_nofile_limit(config: &Config) -> Result<()> {
+/// with one line when even that is too few for the connections asked for. [`run_scripted`]
+/// checks it first; the CLI checks it before it prints the report's header, too.
+pub fn ensure_nofile_limit(config: &Config) -> Result<()> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

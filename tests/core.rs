@@ -458,6 +458,7 @@ fn too_few_open_files_for_the_connections_is_one_line() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(stdout(&out), "", "a header for a run that never starts");
     assert!(
         err.contains("-c 100 needs about") && err.contains("ulimit -n"),
         "{err}"

@@ -285,6 +285,67 @@ fn lua_pipelined_requests_are_sent_together_and_each_counted() {
     }
 }
 
+/// A pipelined write of ten requests whose server answers five and then nothing more, stopped
+/// early: the five answered are counted once, as responses; the five unanswered and the slots
+/// due but unsent are each counted once as unfinished, so together they are the plan so far.
+#[test]
+fn lua_stopped_pipeline_counts_each_planned_request_once() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut c = c;
+                let (mut seen, mut answered) = (Vec::new(), false);
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let reqs = seen.windows(9).filter(|w| w == b"HTTP/1.1\r").count();
+                    if reqs >= 10 && !answered {
+                        answered = true;
+                        for _ in 0..5 {
+                            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let s = script(
+        "init = function()\n  local r = {}\n  for i = 1, 10 do r[i] = wrk.format(nil, '/' .. i) end\n  \
+         req = table.concat(r)\nend\nrequest = function()\n  return req\nend\n",
+    );
+    let child = std::process::Command::new(crate::common::bin())
+        .args(["-t1", "-c1", "-d20s", "-R10", "--timeout", "10s", "-s"])
+        .arg(s.path())
+        .arg(&url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status();
+    assert!(killed.unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    let r = crate::common::parse(&text);
+    assert_eq!(r.requests, 5, "{text}");
+    let noted = unfinished_noted(&text).unwrap_or(0);
+    // Slots every 100 ms from 0 until the stop.
+    let planned = (r.seconds * 10.0).ceil() as i64;
+    assert!(
+        (noted + 5 - planned).abs() <= 1,
+        "{noted} unfinished + 5 answered, {planned} planned\n{text}"
+    );
+}
+
 #[test]
 fn lua_delay_is_think_time_not_latency() {
     let (url, _) = recorder();

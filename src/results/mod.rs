@@ -161,6 +161,7 @@ pub fn load_test(config: &Config, out: &Outputs) -> Result<i32> {
     if config.script.is_some() {
         crate::script::check(config)?;
     }
+    engine::ensure_nofile_limit(config)?;
     if !out.quiet {
         emit(out.text_to_stderr(), |w| {
             let mut w = w;
