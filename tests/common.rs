@@ -318,3 +318,20 @@ pub fn unfinished_noted(text: &str) -> Option<i64> {
             .then(|| n.parse().ok())?
     })
 }
+
+/// Runs loadgen with `args`, sends it `signal` (`-INT`, `-TERM`) after `after`, and returns
+/// what it printed once it has ended.
+pub fn run_signalled(args: &[&str], signal: &str, after: Duration) -> Output {
+    let child = Command::new(bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    let killed = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status();
+    assert!(killed.unwrap().success());
+    child.wait_with_output().unwrap()
+}

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::common::{dead_port, parse, run, serve, serve_alone, stderr, stdout, unfinished_noted};
+use crate::common::{
+    dead_port, parse, run, run_signalled, serve, serve_alone, stderr, stdout, unfinished_noted,
+};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -292,20 +294,11 @@ fn sigterm_still_prints_the_report() {
 
 fn interrupted_run_prints_the_report(signal: &str) {
     let s = serve(&[]);
-    let child = std::process::Command::new(crate::common::bin())
-        .args(["-t1", "-c2", "-d20s", "-R200", &s.url])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args([signal, &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = child.wait_with_output().unwrap();
+    let out = run_signalled(
+        &["-t1", "-c2", "-d20s", "-R200", &s.url],
+        signal,
+        Duration::from_millis(1500),
+    );
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
     let r = parse(&text);
@@ -321,19 +314,11 @@ fn interrupted_run_prints_the_report(signal: &str) {
 #[test]
 fn interrupt_records_unfinished_requests_as_lower_bounds() {
     let s = serve(&["--stall-at", "0s", "--stall-for", "1h"]);
-    let child = std::process::Command::new(crate::common::bin())
-        .args(["-t1", "-c5", "-d20s", "-R100", "--latency", &s.url])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let pid = child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status();
-    assert!(killed.unwrap().success());
-    let out = child.wait_with_output().unwrap();
+    let out = run_signalled(
+        &["-t1", "-c5", "-d20s", "-R100", "--latency", &s.url],
+        "-INT",
+        Duration::from_millis(1500),
+    );
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
     let r = parse(&text);
@@ -353,19 +338,11 @@ fn interrupt_records_unfinished_requests_as_lower_bounds() {
 #[test]
 fn interrupt_in_the_drain_period_counts_only_the_planned_requests() {
     let s = serve(&["--stall-at", "0s", "--stall-for", "1h"]);
-    let child = std::process::Command::new(crate::common::bin())
-        .args(["-t1", "-c5", "-d1s", "-R100", "--timeout", "10s", &s.url])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
-    let pid = child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status();
-    assert!(killed.unwrap().success());
-    let out = child.wait_with_output().unwrap();
+    let out = run_signalled(
+        &["-t1", "-c5", "-d1s", "-R100", "--timeout", "10s", &s.url],
+        "-INT",
+        Duration::from_millis(2500),
+    );
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
     let noted =

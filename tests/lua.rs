@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::{run, serve, stderr, stdout, unfinished_noted};
+use crate::common::{run, run_signalled, serve, stderr, stdout, unfinished_noted};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -318,21 +318,21 @@ fn lua_stopped_pipeline_counts_each_planned_request_once() {
         "init = function()\n  local r = {}\n  for i = 1, 10 do r[i] = wrk.format(nil, '/' .. i) end\n  \
          req = table.concat(r)\nend\nrequest = function()\n  return req\nend\n",
     );
-    let child = std::process::Command::new(crate::common::bin())
-        .args(["-t1", "-c1", "-d20s", "-R10", "--timeout", "10s", "-s"])
-        .arg(s.path())
-        .arg(&url)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let pid = child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status();
-    assert!(killed.unwrap().success());
-    let out = child.wait_with_output().unwrap();
+    let out = run_signalled(
+        &[
+            "-t1",
+            "-c1",
+            "-d20s",
+            "-R10",
+            "--timeout",
+            "10s",
+            "-s",
+            s.path().to_str().unwrap(),
+            &url,
+        ],
+        "-INT",
+        Duration::from_millis(1500),
+    );
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
     let r = crate::common::parse(&text);
@@ -393,21 +393,19 @@ fn lua_delay_is_think_time_not_latency() {
 fn lua_interrupted_think_time_leaves_no_backlog() {
     let (url, _) = recorder();
     let s = script("function delay()\n  return 40\nend\n");
-    let child = std::process::Command::new(crate::common::bin())
-        .args(["-t1", "-c2", "-d20s", "-R1000", "-s"])
-        .arg(s.path())
-        .arg(&url)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let pid = child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status();
-    assert!(killed.unwrap().success());
-    let out = child.wait_with_output().unwrap();
+    let out = run_signalled(
+        &[
+            "-t1",
+            "-c2",
+            "-d20s",
+            "-R1000",
+            "-s",
+            s.path().to_str().unwrap(),
+            &url,
+        ],
+        "-INT",
+        Duration::from_millis(1500),
+    );
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
     assert!(text.contains("interrupted after"), "{text}");

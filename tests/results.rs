@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{bin, dead_port, parse, run, serve, serve_alone, stderr, stdout};
+use crate::common::{
+    bin, dead_port, parse, run, run_signalled, serve, serve_alone, stderr, stdout,
+};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -714,8 +716,8 @@ fn interrupted_run_still_writes_its_result() {
     let s = serve(&[]);
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path().join("r.json");
-    let child = Command::new(bin())
-        .args([
+    let out = run_signalled(
+        &[
             "-t1",
             "-c2",
             "-d20s",
@@ -723,19 +725,10 @@ fn interrupted_run_still_writes_its_result() {
             "--json",
             r.to_str().unwrap(),
             &s.url,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = child.wait_with_output().unwrap();
+        ],
+        "-INT",
+        Duration::from_millis(1500),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("Note: interrupted after"),
