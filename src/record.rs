@@ -188,9 +188,8 @@ impl Stats {
         }
     }
 
-    /// Records a planned request that had not completed when it stopped being awaited (`cut`,
-    /// ns since `t0`: the end of the drain period): its corrected latency is at least
-    /// `cut − intended`, so that
+    /// Records a planned request that had not completed when the run's drain period ended
+    /// (`cut`, ns since `t0`): its corrected latency is at least `cut − intended`, so that
     /// lower bound goes into the corrected histogram (leaving it out would hide the worst
     /// requests of an overloaded run), and it counts as a timeout error. It is not a completed
     /// request: `requests` and the uncorrected histogram do not change.
@@ -204,10 +203,10 @@ impl Stats {
     }
 
     /// Records `n` planned requests unfinished at `cut` (ns since `t0`: the end of the drain
-    /// period, their timeout, or the instant the run was stopped) whose corrected
-    /// latencies are at least `latency_us` (µs), as [`unfinished`](Self::unfinished) does
-    /// one (the caller groups requests whose lower bounds share a histogram bucket); `why`
-    /// says whether they count as timeouts.
+    /// period, their timeout, or the instant the run was stopped) whose corrected latencies
+    /// are at least `latency_us` (µs), as [`unfinished`](Self::unfinished) does one (the
+    /// caller groups requests whose lower bounds share a histogram bucket); `why` says
+    /// whether they count as timeouts.
     pub fn unfinished_n(&mut self, latency_us: u64, cut: u64, n: u64, why: Unfinished) {
         self.corrected.saturating_record_n(latency_us, n);
         let errors = match why {

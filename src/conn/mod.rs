@@ -173,8 +173,8 @@ pub async fn drive<C: Connector, H: Hooks>(
     };
     loop {
         // Wait for the slot first, so that reconnecting never runs ahead of the plan.
-        let Some(intended) = wait_for_slot(&ctx, plan.as_ref(), g.k, g.thinks).await else {
-            return;
+        let Some(intended) = wait_for_slot(&ctx, plan.as_ref(), g.k).await else {
+            return g.backlog();
         };
         if hooks.stopped() {
             return;
@@ -244,8 +244,7 @@ pub async fn drive<C: Connector, H: Hooks>(
                 Next::Keep => {}
                 Next::Reconnect => break,
                 Next::Stop => return,
-                Next::Cut if g.thinks => return,
-                Next::Cut => return record_backlog(&ctx, plan.as_ref(), g.k),
+                Next::Cut => return g.backlog(),
             }
             // Free from the last response's last byte: time spent in the script's response()
             // after it is the generator's, and shows as send lag, not as server latency.
@@ -272,11 +271,11 @@ pub async fn drive<C: Connector, H: Hooks>(
                 }
                 Err(Stop) => return,
             };
-            match wait_for_slot(&ctx, plan.as_ref(), g.k, g.thinks).await {
+            match wait_for_slot(&ctx, plan.as_ref(), g.k).await {
                 // Never `max(slot, free)` without think time: that would be the uncorrected
                 // latency, hiding a slow server.
                 Some(t) => intended = t.max(thought),
-                None => return,
+                None => return g.backlog(),
             }
         }
     }
@@ -341,20 +340,27 @@ impl Drop for Progress<'_> {
     }
 }
 
-/// At the end of the drain period: the slots from `k` that were planned before the end of the
-/// run but never sent (the connection was still busy) are recorded as unfinished.
-#[cold]
-fn record_backlog(ctx: &ThreadCtx, plan: Option<&Plan>, k: u64) {
-    let Some(plan) = plan else { return };
-    let mut stats = ctx.stats.borrow_mut();
-    record_unsent(
-        &mut stats,
-        plan,
-        k,
-        ctx.end_ns,
-        ctx.cut_ns,
-        Unfinished::TimedOut,
-    );
+impl Progress<'_> {
+    /// The connection's plan has ended: at the end of the drain period, the slots from `k`
+    /// that were planned before the end of the run but never sent (the connection was still
+    /// busy) are recorded as unfinished. (At the end of the run there are none.) A connection
+    /// that thinks owes no slots.
+    #[cold]
+    fn backlog(&self) {
+        let Some(plan) = self.plan.filter(|_| !self.thinks) else {
+            return;
+        };
+        let ctx = self.ctx;
+        let mut stats = ctx.stats.borrow_mut();
+        record_unsent(
+            &mut stats,
+            plan,
+            self.k,
+            ctx.end_ns,
+            ctx.cut_ns,
+            Unfinished::TimedOut,
+        );
+    }
 }
 
 /// Records the slots of `plan` from `k` intended before `before_ns` as unfinished at `cut_ns`,
@@ -383,15 +389,15 @@ fn record_unsent(
 }
 
 /// Waits until the plan's `k`-th slot and returns its intended time (ns since `t0`), or `None`
-/// when that slot lies at or after the end of the run (past the drain period, the slots from
-/// `k` are recorded as unfinished, unless the connection `thinks`: see [`Progress`]). In closed loop there is no plan: the
+/// when that slot lies at or after the end of the run or the drain period is over (the caller
+/// then records the backlog: [`Progress::backlog`]). In closed loop there is no plan: the
 /// intended time is now. With a plan it waits on the thread's pacer: to within microseconds
 /// with precise pacing; with coarse pacing, until the tick before the slot (the request leaves
 /// up to a tick early and is timed from its actual send, so the timer's granularity is never
 /// counted as latency, as wrk2 counts it). One clock read decides both whether the drain period
 /// is over and whether to sleep.
 #[inline]
-async fn wait_for_slot(ctx: &ThreadCtx, plan: Option<&Plan>, k: u64, thinks: bool) -> Option<u64> {
+async fn wait_for_slot(ctx: &ThreadCtx, plan: Option<&Plan>, k: u64) -> Option<u64> {
     let Some(p) = plan else {
         let now = ctx.now();
         return (now < ctx.end_ns).then_some(now);
@@ -403,9 +409,6 @@ async fn wait_for_slot(ctx: &ThreadCtx, plan: Option<&Plan>, k: u64, thinks: boo
     let now = mono_ns();
     // Past the drain period (so far past this slot, planned before the deadline): stop.
     if now.saturating_sub(ctx.t0) >= ctx.cut_ns {
-        if !thinks {
-            record_backlog(ctx, plan, k);
-        }
         return None;
     }
     let due = ctx.t0 + due_ns;
