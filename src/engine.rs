@@ -44,9 +44,21 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Completed responses per second over the run.
+    /// The span a run's rates are measured over: its sending window, from the start to the
+    /// planned duration or, when requests that got responses were still being sent after it
+    /// (open loop's drain period: connections that were busy send what was planned before
+    /// the deadline), to the last of those sends; never past the elapsed time. So waiting for
+    /// the last responses does not dilute the rate (a server that answers every planned
+    /// request on time, however slowly, achieves the planned rate), while a server that
+    /// could not take the requests as planned shows a lower rate.
+    pub fn rate_window(&self) -> Duration {
+        let planned = self.elapsed.min(self.config.duration);
+        Duration::from_nanos(self.stats.last_sent_ns).clamp(planned, self.elapsed)
+    }
+
+    /// Completed responses per second of the sending window ([`Summary::rate_window`]).
     pub fn achieved_rate(&self) -> f64 {
-        let s = self.elapsed.as_secs_f64();
+        let s = self.rate_window().as_secs_f64();
         if s > 0.0 {
             self.stats.requests as f64 / s
         } else {
@@ -431,6 +443,44 @@ fn thread_cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// How long opening the connections before the run may go without one of them opening: then
+/// the run starts without the rest, and their drivers open them at their first slots. A
+/// listener whose accept queue is full drops SYNs silently, so its connects would otherwise
+/// hold the start back by a whole `--timeout`, outside the run's reported time.
+const PREOPEN_STALL: Duration = Duration::from_millis(250);
+
+/// Opens `n` connections to `addr` concurrently, each within `timeout`, and returns those
+/// that opened (in order; `None` for the others) once all have ended or none has opened for
+/// [`PREOPEN_STALL`]; the attempts still pending then are dropped.
+async fn preopen<C: Connector>(
+    connector: &C,
+    addr: SocketAddr,
+    n: usize,
+    timeout: Duration,
+) -> Vec<Option<C::Stream>> {
+    let mut set = tokio::task::JoinSet::new();
+    for j in 0..n {
+        let c = connector.clone();
+        set.spawn_local(async move {
+            let s = tokio::time::timeout(timeout, c.connect(addr)).await;
+            (j, s.ok().and_then(|s| s.ok()))
+        });
+    }
+    let mut streams: Vec<Option<C::Stream>> = std::iter::repeat_with(|| None).take(n).collect();
+    loop {
+        tokio::select! {
+            r = set.join_next() => match r {
+                Some(Ok((j, s))) => streams[j] = s,
+                Some(Err(_)) => {}
+                None => break,
+            },
+            _ = tokio::time::sleep(PREOPEN_STALL) => break,
+        }
+    }
+    set.abort_all();
+    streams
+}
+
 /// How long after the drain period a worker waits for connections that have not ended.
 const DRAIN_BACKSTOP: Duration = Duration::from_millis(50);
 
@@ -542,23 +592,7 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             }
         };
         // Open this thread's connections concurrently; failures are retried by the drivers.
-        let opening: Vec<_> = conns
-            .iter()
-            .map(|_| {
-                let c = a.connector.clone();
-                let timeout = a.config.timeout;
-                tokio::task::spawn_local(async move {
-                    tokio::time::timeout(timeout, c.connect(addr))
-                        .await
-                        .ok()?
-                        .ok()
-                })
-            })
-            .collect();
-        let mut streams = Vec::with_capacity(opening.len());
-        for h in opening {
-            streams.push(h.await.ok().flatten());
-        }
+        let streams = preopen(&a.connector, addr, conns.len(), a.config.timeout).await;
         let _ = a.ready.send(Ok(()));
         // The engine gone before the start (it failed): there is no run.
         let t0 = match a.start.clone().wait_for(|s| s.is_some()).await {

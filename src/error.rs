@@ -1,7 +1,9 @@
 //! The library's error type and the process exit code each kind maps to.
 //!
-//! Exit codes (DESIGN.md): 0 success · 1 runtime failure (nothing reachable, TLS refused, script
-//! error) · 2 usage error (bad flag, URL, file) · 3 a declared threshold was breached.
+//! Exit codes: 0 success · 1 runtime failure (nothing reachable, TLS refused, script error, no
+//! successful response at all) · 2 usage error (bad flag, URL, file) · 3 a declared threshold
+//! was breached · 130 the run was interrupted (SIGINT or SIGTERM) after printing and writing
+//! what it measured. A run that is both breached and interrupted exits 3.
 
 use std::fmt;
 
@@ -18,6 +20,9 @@ pub enum Error {
     Runtime(String),
     /// At least one declared threshold failed: exit code 3.
     Threshold(String),
+    /// The run was interrupted (SIGINT, SIGTERM) and has reported what it measured: exit
+    /// code 130, so that a CI job stopped by `timeout` or its runner never passes.
+    Interrupted(String),
 }
 
 impl Error {
@@ -26,6 +31,7 @@ impl Error {
         match self {
             Error::Usage(_) => 2,
             Error::Threshold(_) => 3,
+            Error::Interrupted(_) => 130,
             Error::Connect(_) | Error::Script(_) | Error::Runtime(_) => 1,
         }
     }
@@ -38,7 +44,8 @@ impl fmt::Display for Error {
             | Error::Connect(m)
             | Error::Script(m)
             | Error::Runtime(m)
-            | Error::Threshold(m) => f.write_str(m),
+            | Error::Threshold(m)
+            | Error::Interrupted(m) => f.write_str(m),
         }
     }
 }

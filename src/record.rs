@@ -25,13 +25,18 @@ pub fn new_histogram() -> Histogram<u64> {
 /// Socket and HTTP errors, by kind (wrk's categories).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Errors {
-    /// Connections that could not be opened (TCP or TLS handshake).
+    /// Connections that could not be opened (TCP or TLS handshake), timed-out attempts
+    /// included.
     pub connect: u64,
+    /// Of `connect`: attempts that had not opened within `--timeout`, or were still pending
+    /// when the run ended (a listener whose accept queue is full drops the SYNs silently).
+    pub connect_timeout: u64,
     /// Reads that failed, or connections closed before a response was complete.
     pub read: u64,
     /// Writes that failed.
     pub write: u64,
-    /// Responses not complete within `--timeout` of the request being sent.
+    /// Requests sent and not answered within `--timeout` (or by the end of the drain period).
+    /// Planned requests that were never sent are not timeouts: see [`Stats::dropped`].
     pub timeout: u64,
     /// Responses whose status was outside 2xx/3xx.
     pub status: u64,
@@ -47,6 +52,7 @@ impl Errors {
 impl AddAssign<&Errors> for Errors {
     fn add_assign(&mut self, o: &Errors) {
         self.connect += o.connect;
+        self.connect_timeout += o.connect_timeout;
         self.read += o.read;
         self.write += o.write;
         self.timeout += o.timeout;
@@ -66,9 +72,13 @@ pub struct Second {
 /// Why a planned request has no response when it is recorded as a lower bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unfinished {
-    /// Past `--timeout`, or still out (or never sent) at the end of the drain period: a
-    /// timeout error.
+    /// Sent, and past `--timeout` or still out at the end of the drain period: a timeout
+    /// error.
     TimedOut,
+    /// Planned before the deadline but never sent: its connection was still busy (waiting on
+    /// the server, or opening) when the drain period ended. k6 calls these
+    /// `dropped_iterations`. Not an error of any kind: counted in [`Stats::dropped`].
+    Dropped,
     /// Out, or due and not yet sent, when the run was stopped early (Ctrl-C, SIGTERM, a
     /// script error): not an error of the server's.
     Stopped,
@@ -94,6 +104,10 @@ pub struct Stats {
     pub req_per_sec: Histogram<u64>,
     /// Completed responses.
     pub requests: u64,
+    /// When the latest request that got a response was sent, ns since the run's start: the
+    /// end of the sending window, when it lies past the planned duration (see
+    /// `Summary::rate_window`).
+    pub last_sent_ns: u64,
     /// Bytes read from sockets (headers and bodies).
     pub bytes: u64,
     /// Errors by kind.
@@ -110,6 +124,14 @@ pub struct Stats {
     /// Planned requests in flight or due but unsent when the run was stopped early; their
     /// waits until then are in `corrected` as lower bounds (see [`Unfinished::Stopped`]).
     pub stopped_unfinished: u64,
+    /// Planned requests never sent because every connection was busy until the drain period
+    /// ended; their waits until then are in `corrected` as lower bounds
+    /// (see [`Unfinished::Dropped`]).
+    pub dropped: u64,
+    /// Requests re-sent once on a new connection because the server had closed the reused
+    /// keep-alive connection before any byte of the response (an idle timeout), and idle
+    /// connections found closed before a request was written to them. Not errors.
+    pub reconnects: u64,
     /// CPU time the worker threads used (user + system), ns: with the elapsed time and the
     /// thread count, how busy the generator was.
     pub cpu_ns: u64,
@@ -130,6 +152,7 @@ impl Stats {
             send_lag: new_histogram(),
             req_per_sec: Histogram::new_with_bounds(1, 1_000_000_000, SIGFIG).expect("bounds"),
             requests: 0,
+            last_sent_ns: 0,
             bytes: 0,
             errors: Errors::default(),
             status: Box::new([0; STATUS_CODES]),
@@ -137,6 +160,8 @@ impl Stats {
             timeline: Timeline::default(),
             script_limited: false,
             stopped_unfinished: 0,
+            dropped: 0,
+            reconnects: 0,
             cpu_ns: 0,
         }
     }
@@ -174,6 +199,7 @@ impl Stats {
         self.send_lag
             .saturating_record(sent.saturating_sub(intended.max(free)) / 1000);
         self.requests += 1;
+        self.last_sent_ns = self.last_sent_ns.max(sent);
         let code = status as usize;
         self.status[if code < STATUS_CODES { code } else { 0 }] += 1;
         let bad = !(200..400).contains(&status);
@@ -211,11 +237,17 @@ impl Stats {
         self.corrected.saturating_record_n(latency_us, n);
         let errors = match why {
             Unfinished::TimedOut => n,
-            Unfinished::Stopped => 0,
+            Unfinished::Dropped => {
+                self.dropped += n;
+                0
+            }
+            Unfinished::Stopped => {
+                self.stopped_unfinished += n;
+                0
+            }
         };
         self.errors.timeout += errors;
         self.second(cut).errors += errors;
-        self.stopped_unfinished += n - errors;
         self.timeline.lower_bounds(cut, latency_us, n, errors);
     }
 
@@ -257,6 +289,8 @@ impl AddAssign<&Stats> for Stats {
     fn add_assign(&mut self, o: &Stats) {
         self.script_limited |= o.script_limited;
         self.stopped_unfinished += o.stopped_unfinished;
+        self.dropped += o.dropped;
+        self.reconnects += o.reconnects;
         self.cpu_ns += o.cpu_ns;
         // The histograms all share one range, so `add` cannot fail.
         self.corrected
@@ -272,6 +306,7 @@ impl AddAssign<&Stats> for Stats {
             .add(&o.req_per_sec)
             .expect("same histogram range");
         self.requests += o.requests;
+        self.last_sent_ns = self.last_sent_ns.max(o.last_sent_ns);
         self.bytes += o.bytes;
         self.errors += &o.errors;
         for (a, b) in self.status.iter_mut().zip(o.status.iter()) {

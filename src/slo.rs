@@ -4,18 +4,20 @@
 //! ```text
 //! expr     = metric op value            (spaces anywhere are ignored)
 //! op       = "<" | "<=" | ">" | ">=" | "=="
-//! metric   = latency | "errors" | "rate" | "requests" | status
+//! metric   = latency | "errors" | "dropped" | "rate" | "requests" | status
 //! latency  = [ "uncorrected." | "lag." ] ( "p" NUMBER | "mean" | "max" | "stdev" )
 //! status   = "status" DIGIT "xx"  |  "status" DIGIT DIGIT DIGIT
 //! value    = NUMBER unit            latency: unit is us, ms, s or m (required)
-//!          | NUMBER "%"             errors, status: share; rate: share of the target (-R)
-//!          | NUMBER [k|M|G]         errors, status, requests: a count; rate: req/s
+//!          | NUMBER "%"             errors, dropped, status: share; rate: share of the target
+//!          | NUMBER [k|M|G]         errors, dropped, status, requests: a count; rate: req/s
 //! ```
 //!
 //! Latency metrics read the corrected histogram unless prefixed (`uncorrected.` for
 //! response − actual send, `lag.` for the generator's send lag); values are compared as the
 //! report prints them (HdrHistogram, 3 significant digits). `errors` counts socket errors and
 //! non-2xx/3xx responses; as a share it is of all attempts (responses + socket errors).
+//! `dropped` counts planned requests never sent in time (every connection busy); as a share
+//! it is of the planned requests that ended one way or another (attempts + dropped).
 //! A malformed expression is a usage error, reported before any load is sent.
 //! The reference, with examples, is docs/slo.md.
 
@@ -97,6 +99,8 @@ pub enum Metric {
     Latency(Which, Stat),
     /// Errors of every kind: a count, or a share of attempts.
     Errors,
+    /// Planned requests never sent in time: a count, or a share of attempts + dropped.
+    Dropped,
     /// Achieved request rate: req/s, or a share of the target rate.
     Rate,
     /// Completed responses.
@@ -223,6 +227,7 @@ fn parse_metric(expr: &str, name: &str) -> Result<Metric> {
     }
     match stat {
         "errors" => return Ok(Metric::Errors),
+        "dropped" => return Ok(Metric::Dropped),
         "rate" => return Ok(Metric::Rate),
         "requests" => return Ok(Metric::Requests),
         _ => {}
@@ -246,7 +251,7 @@ fn parse_metric(expr: &str, name: &str) -> Result<Metric> {
     Err(usage(
         expr,
         format!(
-            "unknown metric {name:?}: use p<N>, mean, max, stdev, errors, rate, requests or status<D>xx"
+            "unknown metric {name:?}: use p<N>, mean, max, stdev, errors, dropped, rate, requests or status<D>xx"
         ),
     ))
 }
@@ -395,6 +400,23 @@ impl Slo {
                     _ => (
                         Some(errors as f64),
                         format!("{name} = {errors} of {attempts} attempts"),
+                    ),
+                }
+            }
+            (Metric::Dropped, limit) => {
+                let dropped = st.dropped;
+                let planned = st.requests + st.errors.socket() + dropped;
+                match limit {
+                    Limit::Percent(_) => {
+                        let p = pct(dropped, planned);
+                        (
+                            Some(p),
+                            format!("{name} = {} ({dropped} of {planned} planned)", percent(p)),
+                        )
+                    }
+                    _ => (
+                        Some(dropped as f64),
+                        format!("{name} = {dropped} of {planned} planned"),
                     ),
                 }
             }

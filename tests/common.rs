@@ -206,6 +206,12 @@ pub struct Report {
     pub write: u64,
     pub timeout: u64,
     pub non2xx: u64,
+    /// "Dropped: N planned requests …".
+    pub dropped: u64,
+    /// "Reconnects: N (…)".
+    pub reconnects: u64,
+    /// Of `connect`: "connect N (M timed out)".
+    pub connect_timeout: u64,
     /// Corrected ("Recorded Latency") percentiles: (percentile, µs).
     pub corrected: Vec<(f64, f64)>,
     /// Uncorrected percentiles, with -U.
@@ -249,9 +255,20 @@ pub fn parse(text: &str) -> Report {
             it.next(); // in
             r.seconds = time_us(it.next().unwrap().trim_end_matches(',')) / 1e6;
         } else if let Some(rest) = t.strip_prefix("Socket errors: ") {
+            // "connect 9 (9 timed out), read 3 (reason), write 0, timeout 0"
             for part in rest.split(", ") {
-                let (k, v) = part.split_once(' ').unwrap();
-                let v: u64 = v.parse().unwrap();
+                let mut words = part.split_whitespace();
+                let (Some(k), Some(Ok(v))) = (words.next(), words.next().map(str::parse::<u64>))
+                else {
+                    continue;
+                };
+                if k == "connect" {
+                    if let Some(t) = part.split_once('(').and_then(|(_, x)| {
+                        x.strip_suffix(" timed out)").and_then(|n| n.parse().ok())
+                    }) {
+                        r.connect_timeout = t;
+                    }
+                }
                 match k {
                     "connect" => r.connect = v,
                     "read" => r.read = v,
@@ -260,6 +277,10 @@ pub fn parse(text: &str) -> Report {
                     _ => {}
                 }
             }
+        } else if let Some(rest) = t.strip_prefix("Dropped: ") {
+            r.dropped = rest.split(' ').next().unwrap().parse().unwrap();
+        } else if let Some(rest) = t.strip_prefix("Reconnects: ") {
+            r.reconnects = rest.split(' ').next().unwrap().parse().unwrap();
         } else if let Some(rest) = t.strip_prefix("Non-2xx or 3xx responses: ") {
             r.non2xx = rest.parse().unwrap();
         } else if let Some(rest) = t.strip_prefix("Requests/sec:") {

@@ -334,7 +334,7 @@ fn lua_stopped_pipeline_counts_each_planned_request_once() {
         Duration::from_millis(1500),
     );
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(130), "{text}{}", stderr(&out));
     let r = crate::common::parse(&text);
     assert_eq!(r.requests, 5, "{text}");
     let noted = unfinished_noted(&text).unwrap_or(0);
@@ -407,7 +407,7 @@ fn lua_interrupted_think_time_leaves_no_backlog() {
         Duration::from_millis(1500),
     );
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(130), "{text}{}", stderr(&out));
     assert!(text.contains("interrupted after"), "{text}");
     assert!(unfinished_noted(&text).unwrap_or(0) <= 2, "{text}");
 }

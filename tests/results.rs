@@ -256,7 +256,9 @@ fn saved_results(dir: &Path) -> (String, String) {
             ],
             LIMIT,
         );
-        assert!(out.status.success(), "{}", stderr(&out));
+        // Nothing succeeded against the 500 server: exit 1, the result still written.
+        let want = if srv.url == ok.url { 0 } else { 1 };
+        assert_eq!(out.status.code(), Some(want), "{}", stderr(&out));
     }
     (
         good_p.to_str().unwrap().to_string(),
@@ -265,7 +267,8 @@ fn saved_results(dir: &Path) -> (String, String) {
 }
 
 /// Every kind of threshold, passing (exit 0) and failing (exit 3 and one line naming it),
-/// evaluated by `loadgen report --slo` against saved results.
+/// evaluated by `loadgen report --slo` against saved results. A result in which nothing
+/// succeeded exits 1 when its thresholds pass.
 #[test]
 fn every_threshold_kind_passes_and_fails_with_the_right_exit_code() {
     let dir = tempfile::tempdir().unwrap();
@@ -297,18 +300,18 @@ fn every_threshold_kind_passes_and_fails_with_the_right_exit_code() {
         (&good, "status200>=99%", 0),
         (&bad, "errors<=0.1%", 3),
         (&bad, "errors==0", 3),
-        (&bad, "errors>=150", 0),
+        (&bad, "errors>=150", 1),
         (&bad, "status5xx==0", 3),
         (&bad, "status500<=50%", 3),
-        (&bad, "status5xx>=99%", 0),
-        (&bad, "status503==0", 0),
+        (&bad, "status5xx>=99%", 1),
+        (&bad, "status503==0", 1),
     ];
     for (file, expr, code) in cases {
         let out = run(&["report", "--quiet", file, "--slo", expr], LIMIT);
         let (text, err) = (stdout(&out), stderr(&out));
         assert_eq!(out.status.code(), Some(*code), "{expr}: {text}{err}");
         assert!(text.starts_with("Thresholds:\n"), "{expr}: {text}");
-        let verdict = if *code == 0 { "PASS" } else { "FAIL" };
+        let verdict = if *code == 3 { "FAIL" } else { "PASS" };
         assert!(
             text.contains(&format!("  {verdict}  {}", expr.trim())),
             "{expr}: {text}"
@@ -319,6 +322,8 @@ fn every_threshold_kind_passes_and_fails_with_the_right_exit_code() {
                 err.starts_with(&format!("loadgen: threshold failed: {}", expr.trim())),
                 "{err}"
             );
+        } else if *code == 1 {
+            assert!(err.contains("no successful (2xx or 3xx) response"), "{err}");
         } else {
             assert!(err.is_empty(), "{err}");
         }
@@ -729,7 +734,7 @@ fn interrupted_run_still_writes_its_result() {
         "-INT",
         Duration::from_millis(1500),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("Note: interrupted after"),
         "{}",

@@ -18,6 +18,9 @@ pub trait Hooks {
     type Sink: ResponseSink;
     /// The request to send next, or `None` to send the thread's prebuilt request.
     fn request(&mut self) -> Result<Option<&Request>, Stop>;
+    /// The request `request()` last returned, to send again unchanged on a new connection
+    /// (`None`: the thread's prebuilt one).
+    fn last_request(&self) -> Option<&Request>;
     /// Think time before the next request (`delay()`), if the script has one.
     fn delay(&mut self) -> Result<Option<Duration>, Stop>;
     /// Where the response reader puts the head and body of the response being read.
@@ -36,6 +39,10 @@ impl Hooks for NoHooks {
     #[inline(always)]
     fn request(&mut self) -> Result<Option<&Request>, Stop> {
         Ok(None)
+    }
+    #[inline(always)]
+    fn last_request(&self) -> Option<&Request> {
+        None
     }
     #[inline(always)]
     fn delay(&mut self) -> Result<Option<Duration>, Stop> {

@@ -222,6 +222,13 @@ impl ResponseReader {
     }
 
     /// Drops any buffered bytes (after a reconnect).
+    /// Whether bytes of a response not yet read are in the buffer (pipelined responses, or
+    /// bytes the server sent unasked).
+    #[inline]
+    pub fn buffered(&self) -> bool {
+        self.start < self.end
+    }
+
     pub fn clear(&mut self) {
         self.start = 0;
         self.end = 0;

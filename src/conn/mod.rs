@@ -91,7 +91,8 @@ impl Abandon {
     }
 
     /// The drain period of `ctx` is over and a connection still has not ended (stuck in a
-    /// connect, say): what was planned before the deadline is unfinished, as timeouts.
+    /// connect, say): what was planned before the deadline is unfinished: a request out as a
+    /// timeout, slots never sent as dropped.
     pub fn drained(ctx: &ThreadCtx) -> Abandon {
         Abandon {
             at_ns: ctx.cut_ns,
@@ -139,6 +140,11 @@ enum Next {
     Reconnect,
     /// Stop this connection for good (`thread:stop()` or a script error).
     Stop,
+    /// The server had closed this reused keep-alive connection (an idle timeout) before any
+    /// byte of the response: reopen it and send the same request again, from the same
+    /// intended time, as browsers and HTTP client libraries do. Once: a request that fails on
+    /// a fresh connection is an error.
+    Resend,
     /// The drain period ended with this connection's request unfinished.
     Cut,
 }
@@ -170,11 +176,20 @@ pub async fn drive<C: Connector, H: Hooks>(
         k: 0,
         out: Out::NONE,
         thinks: false,
+        connecting: false,
     };
+    // The intended time of a request to send again on a new connection (`Next::Resend`).
+    let mut resend: Option<u64> = None;
     loop {
-        // Wait for the slot first, so that reconnecting never runs ahead of the plan.
-        let Some(intended) = wait_for_slot(&ctx, plan.as_ref(), g.k).await else {
-            return g.backlog();
+        // Wait for the slot first, so that reconnecting never runs ahead of the plan. A
+        // request to send again is already due: it keeps its slot and intended time, so the
+        // reconnect counts in its latency.
+        let intended = match resend {
+            Some(t) => t,
+            None => match wait_for_slot(&ctx, plan.as_ref(), g.k).await {
+                Some(t) => t,
+                None => return g.backlog(),
+            },
         };
         if hooks.stopped() {
             return;
@@ -188,12 +203,22 @@ pub async fn drive<C: Connector, H: Hooks>(
                 // Coarse pacing: a connection being opened keeps the thread in the reactor,
                 // so the request leaves as soon as it is open (see `Pacer::ticks`).
                 let awake = ctx.pacer.hold_awake();
+                g.connecting = true;
                 let opened = tokio::time::timeout(ctx.timeout, connector.connect(ctx.addr)).await;
+                g.connecting = false;
                 drop(awake);
                 match opened {
                     Ok(Ok(s)) => s,
-                    _ => {
-                        ctx.error(|e| &mut e.connect);
+                    failed => {
+                        {
+                            let mut stats = ctx.stats.borrow_mut();
+                            stats.error(ctx.now(), |e| &mut e.connect);
+                            if failed.is_err() {
+                                stats.errors.connect_timeout += 1;
+                            }
+                        }
+                        // A request to send again fails with its connection.
+                        resend = None;
                         if plan.is_some() {
                             g.k += 1; // the slot is spent; the next attempt waits for the next one
                         } else {
@@ -213,6 +238,9 @@ pub async fn drive<C: Connector, H: Hooks>(
         };
         // How long this connection's last exchange took, ns.
         let mut took = 0u64;
+        // Whether this connection has served a response: only then may a request whose
+        // response never began be sent again (`Next::Resend`).
+        let mut served = false;
         loop {
             // Coarse pacing: when this connection's next slot may come before the tick after
             // its response is likely in, keep the thread in the reactor while it waits, so the
@@ -222,6 +250,12 @@ pub async fn drive<C: Connector, H: Hooks>(
                 let next = ctx.t0 + p.intended_ns(g.k + 1);
                 ctx.pacer.hold_awake_if_before(next, took)
             });
+            let slot = Slot {
+                intended,
+                free,
+                reused: served,
+                again: resend.take().is_some(),
+            };
             let (next, sent) = exchange(
                 &ctx,
                 &mut io,
@@ -229,8 +263,7 @@ pub async fn drive<C: Connector, H: Hooks>(
                 &mut hooks,
                 deadline.as_mut(),
                 &mut timer_ns,
-                intended,
-                free,
+                slot,
                 &mut times,
                 &mut g.out,
             )
@@ -241,8 +274,13 @@ pub async fn drive<C: Connector, H: Hooks>(
             took = times.done.saturating_sub(times.sent);
             drop(_awake);
             match next {
-                Next::Keep => {}
+                Next::Keep => served = true,
                 Next::Reconnect => break,
+                Next::Resend => {
+                    ctx.stats.borrow_mut().reconnects += 1;
+                    resend = Some(intended);
+                    break;
+                }
                 Next::Stop => return,
                 Next::Cut => return g.backlog(),
             }
@@ -297,6 +335,10 @@ struct Progress<'a> {
     /// beyond its next request, so the slots it has not sent are not owed, and only requests
     /// out are recorded.
     thinks: bool,
+    /// The connection is being opened: a task dropped at the end of the run (the drain
+    /// period's backstop, or closed loop's deadline) counts the attempt as a connect timeout,
+    /// so that a listener that never completes a handshake does not go unreported.
+    connecting: bool,
 }
 
 /// A connection's write out now: [`exchange`] keeps it current at every wait, so that a task
@@ -309,6 +351,8 @@ struct Out {
     held: u64,
     /// How many of its requests are still unanswered and unrecorded.
     left: u64,
+    /// When it was sent (ns since `t0`).
+    sent: u64,
 }
 
 impl Out {
@@ -317,25 +361,43 @@ impl Out {
         intended: 0,
         held: 0,
         left: 0,
+        sent: 0,
     };
 }
 
 impl Drop for Progress<'_> {
     fn drop(&mut self) {
-        let (Some(a), Some(plan)) = (self.ctx.abandoned.get(), self.plan) else {
+        let Some(a) = self.ctx.abandoned.get() else {
             return;
         };
         let Ok(mut stats) = self.ctx.stats.try_borrow_mut() else {
             return;
         };
+        // A connect still pending when the run ended (not when it was stopped early).
+        if self.connecting && a.at_ns >= self.ctx.end_ns {
+            stats.error(a.at_ns, |e| &mut e.connect);
+            stats.errors.connect_timeout += 1;
+        }
+        let Some(plan) = self.plan else {
+            return;
+        };
         let out = self.out;
         if out.left > 0 {
             let us = a.at_ns.saturating_sub(out.intended) / 1000;
-            stats.unfinished_n(us, a.at_ns, out.left, a.why);
+            let why = match a.why {
+                Unfinished::TimedOut => cut_off(self.ctx, out.sent, a.at_ns),
+                w => w,
+            };
+            stats.unfinished_n(us, a.at_ns, out.left, why);
         }
         if !self.thinks {
+            // Slots never sent are dropped, not timed out (a stopped run's stay stopped).
+            let why = match a.why {
+                Unfinished::TimedOut => Unfinished::Dropped,
+                w => w,
+            };
             let next = self.k + out.held;
-            record_unsent(&mut stats, plan, next, a.before_ns, a.at_ns, a.why);
+            record_unsent(&mut stats, plan, next, a.before_ns, a.at_ns, why);
         }
     }
 }
@@ -358,7 +420,7 @@ impl Progress<'_> {
             self.k,
             ctx.end_ns,
             ctx.cut_ns,
-            Unfinished::TimedOut,
+            Unfinished::Dropped,
         );
     }
 }
@@ -474,7 +536,8 @@ fn deadline_missed(ctx: &ThreadCtx, intended: u64, sent: u64, now: u64, left: us
     if now >= ctx.cut_ns {
         if ctx.open_loop {
             let us = ctx.cut_ns.saturating_sub(intended) / 1000;
-            stats.unfinished_n(us, ctx.cut_ns, left as u64, Unfinished::TimedOut);
+            let why = cut_off(ctx, sent, ctx.cut_ns);
+            stats.unfinished_n(us, ctx.cut_ns, left as u64, why);
         }
         Next::Cut
     } else {
@@ -488,11 +551,85 @@ fn deadline_missed(ctx: &ThreadCtx, intended: u64, sent: u64, now: u64, left: us
     }
 }
 
+/// What one exchange is for: its slot of the plan and the state of its connection.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// The request's intended send time, ns since `t0`.
+    intended: u64,
+    /// When the connection became able to send it, ns since `t0`.
+    free: u64,
+    /// The connection has served a response already (a keep-alive connection the server may
+    /// have closed while it was idle).
+    reused: bool,
+    /// The request is sent again on a new connection (`Next::Resend`): the same bytes as
+    /// before, without asking the script for new ones.
+    again: bool,
+}
+
+/// Whether a request whose response never began may be sent again on a new connection: the
+/// server cannot have acted on one it never got (nothing was written), and RFC 9110 §9.2.2
+/// lets a client retry an idempotent method.
+#[inline]
+fn may_resend(bytes: &[u8], written: usize) -> bool {
+    const IDEMPOTENT: [&[u8]; 6] = [
+        b"GET ",
+        b"HEAD ",
+        b"PUT ",
+        b"DELETE ",
+        b"OPTIONS ",
+        b"TRACE ",
+    ];
+    written == 0 || IDEMPOTENT.iter().any(|m| bytes.starts_with(m))
+}
+
+/// Whether a failed read means the server had closed the connection before sending anything
+/// (EOF or a reset, no byte of the response read).
+fn closed_before_response(e: &http1::ReadError) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    match e {
+        http1::ReadError::Closed => true,
+        http1::ReadError::Io(e) => matches!(
+            e.kind(),
+            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+        ),
+        _ => false,
+    }
+}
+
+/// Writes all of `buf`, counting in `written` what the socket took (tokio's `write_all`
+/// keeps that to itself): a request none of whose bytes were written may be sent again
+/// whatever its method.
+async fn write_counted<S: tokio::io::AsyncWrite + Unpin>(
+    io: &mut S,
+    buf: &[u8],
+    written: &mut usize,
+) -> std::io::Result<()> {
+    while *written < buf.len() {
+        match io.write(&buf[*written..]).await? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            n => *written += n,
+        }
+    }
+    Ok(())
+}
+
+/// How a request sent at `sent` and still unanswered when the drain period ended (`at_ns`)
+/// counts: as a timeout only if it had been out for `--timeout`; one sent later in the drain
+/// period (its connection was busy until then) was cut off by the end of the run, not by the
+/// server's slowness, and counts with the planned requests never sent, as dropped.
+fn cut_off(ctx: &ThreadCtx, sent: u64, at_ns: u64) -> Unfinished {
+    if at_ns.saturating_sub(sent) >= ctx.timeout_ns {
+        Unfinished::TimedOut
+    } else {
+        Unfinished::Dropped
+    }
+}
+
 /// Sends the request and reads its response(s), recording each and handing each to the
 /// script's `response()` when it has one; `timer` is the connection's deadline timer, set to
 /// `*timer_ns`, which this request's deadline may move earlier (only its first) or later
 /// (`before`). Returns what to do next and how many requests the write held (at least
-/// 1, so a failed slot is spent).
+/// 1, so a failed slot is spent; 0 for `Next::Resend`, which keeps its slot).
 #[allow(clippy::too_many_arguments)]
 async fn exchange<S, H: Hooks>(
     ctx: &ThreadCtx,
@@ -501,18 +638,29 @@ async fn exchange<S, H: Hooks>(
     hooks: &mut H,
     mut timer: Pin<&mut Sleep>,
     timer_ns: &mut u64,
-    intended: u64,
-    free: u64,
+    slot: Slot,
     times: &mut Times,
     out: &mut Out,
 ) -> (Next, u64)
 where
     S: rxtime::TimedRead + tokio::io::AsyncWrite,
 {
-    let req = match hooks.request() {
-        Ok(Some(r)) => r,
-        Ok(None) => &ctx.request,
-        Err(Stop) => return (Next::Stop, 1),
+    let Slot { intended, free, .. } = slot;
+    // An idle connection (kept alive, or opened before the run) whose close the event loop
+    // has already seen is reopened before anything is written to it: no system call unless
+    // its socket is readable. Not twice for one request: a server that closes every new
+    // connection at once makes its requests fail.
+    if !slot.again && io.closed_while_idle() {
+        return (Next::Resend, 0);
+    }
+    let req = if slot.again {
+        hooks.last_request().unwrap_or(&ctx.request)
+    } else {
+        match hooks.request() {
+            Ok(Some(r)) => r,
+            Ok(None) => &ctx.request,
+            Err(Stop) => return (Next::Stop, 1),
+        }
     };
     let (responses, head) = (req.responses, req.head);
     let sent = ctx.now();
@@ -521,6 +669,7 @@ where
         intended,
         held: responses as u64,
         left: responses as u64,
+        sent,
     };
     // The deadline, from the send time. The timer moves only if it is set later (the first
     // request); an earlier setting is moved when it fires (`before`). It bounds the write
@@ -530,9 +679,10 @@ where
         *timer_ns = deadline_ns;
         timer.as_mut().reset(ctx.instant_at(deadline_ns));
     }
+    let mut written = 0;
     let wrote = before(
         ctx,
-        io.write_all(&req.bytes),
+        write_counted(io, &req.bytes, &mut written),
         timer.as_mut(),
         timer_ns,
         deadline_ns,
@@ -540,6 +690,10 @@ where
     .await;
     match wrote {
         Some(Ok(())) => {}
+        Some(Err(_)) if slot.reused && may_resend(&req.bytes, written) => {
+            *out = Out::NONE;
+            return (Next::Resend, 0);
+        }
         Some(Err(_)) => {
             ctx.error(|e| &mut e.write);
             return (Next::Reconnect, responses as u64);
@@ -551,10 +705,14 @@ where
             return (missed, responses as u64);
         }
     }
+    // Decided while the request is in hand (the reads below borrow the script's state).
+    let resendable = slot.reused && may_resend(&req.bytes, written);
     let mut keep = true;
     let n = responses as u64;
     for i in 0..responses {
         let mut bytes = 0u64;
+        // Nothing of this response is in hand yet (only then may it be sent again).
+        let fresh = i == 0 && !reader.buffered();
         let read = reader.read_response(io, head, &mut bytes, hooks.sink());
         let res = before(ctx, read, timer.as_mut(), timer_ns, deadline_ns).await;
         let now_abs = mono_ns();
@@ -579,6 +737,10 @@ where
                     stats.record(intended, free, sent, done, head.status);
                     out.left -= 1;
                     keep &= !head.close;
+                }
+                Some(Err(e)) if resendable && fresh && bytes == 0 && closed_before_response(&e) => {
+                    *out = Out::NONE;
+                    return (Next::Resend, 0);
                 }
                 Some(Err(_)) => {
                     stats.error(done, |e| &mut e.read);

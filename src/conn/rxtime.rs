@@ -42,6 +42,13 @@ pub trait TimedRead: AsyncRead + Unpin {
     ) -> impl Future<Output = io::Result<(usize, Option<u64>)>> + 'a {
         async move { Ok((self.read(buf).await?, None)) }
     }
+
+    /// Whether the peer has closed this idle connection (or sent bytes nobody asked for, such
+    /// as a 408 before closing), as far as the event loop already knows: never a wait. The
+    /// default knows nothing.
+    fn closed_while_idle(&mut self) -> bool {
+        false
+    }
 }
 
 impl TimedRead for TlsStream<Stamped> {
@@ -156,6 +163,34 @@ fn try_recv(tcp: &TcpStream, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)>
 }
 
 impl TimedRead for TcpStream {
+    /// A peek, made only when the socket's readiness (already known to the event loop, no
+    /// system call) says it has something: an idle connection normally does not, since each
+    /// response's read ends on a short read that drops the readiness (`try_recv`).
+    fn closed_while_idle(&mut self) -> bool {
+        let fd = self.as_raw_fd();
+        let peeked = self.try_io(Interest::READABLE, || {
+            let mut b = 0u8;
+            // SAFETY: recv writes at most one byte into `b`.
+            let n = unsafe {
+                libc::recv(
+                    fd,
+                    (&mut b as *mut u8).cast(),
+                    1,
+                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                )
+            };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n)
+            }
+        });
+        match peeked {
+            Ok(_) => true,
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        }
+    }
+
     async fn read_timed(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
         loop {
             // The stream's own readiness slot, not `readable()`: that future queues a waiter

@@ -126,6 +126,16 @@ pub struct Document {
     /// latencies as lower bounds. Absent from documents written before it was added.
     #[serde(default)]
     pub stopped_unfinished: u64,
+    /// Planned requests never sent: every connection was still busy (waiting on the server,
+    /// or opening) when the drain period ended. Their waits until then are in the corrected
+    /// latencies as lower bounds; they are not errors. Absent from older documents.
+    #[serde(default)]
+    pub dropped: u64,
+    /// Requests sent again on a new connection because the server had closed the reused
+    /// keep-alive connection before any byte of the response, plus idle connections found
+    /// closed before a request was written. Not errors. Absent from older documents.
+    #[serde(default)]
+    pub reconnects: u64,
     /// Completed responses (any status).
     pub requests: u64,
     /// Bytes read.
@@ -204,8 +214,13 @@ pub struct ConfigDoc {
 pub struct RateDoc {
     /// Target rate, req/s; `null` for closed loop.
     pub target: Option<f64>,
-    /// Completed responses per second of elapsed time.
+    /// Completed responses per second of the sending window (`window_s`).
     pub achieved: f64,
+    /// The span `achieved` is measured over, seconds: the planned duration, or the elapsed
+    /// time when the run stopped before it. The drain period after the deadline does not
+    /// dilute the rate (its responses count). Absent from older documents.
+    #[serde(default)]
+    pub window_s: Option<f64>,
 }
 
 /// `errors`.
@@ -215,6 +230,10 @@ pub struct ErrorsDoc {
     pub total: u64,
     /// Connections that could not be opened.
     pub connect: u64,
+    /// Of `connect`: attempts that did not open within the timeout or by the end of the run.
+    /// Absent from older documents.
+    #[serde(default)]
+    pub connect_timeout: u64,
     /// Failed reads or connections closed mid-response.
     pub read: u64,
     /// Failed writes.
@@ -503,15 +522,19 @@ pub fn to_document(r: &RunResult) -> Document {
             script_limited: st.script_limited,
         },
         stopped_unfinished: st.stopped_unfinished,
+        dropped: st.dropped,
+        reconnects: st.reconnects,
         requests: st.requests,
         bytes: st.bytes,
         rate: RateDoc {
             target: c.target_rate(),
             achieved: s.achieved_rate(),
+            window_s: Some(s.rate_window().as_secs_f64()),
         },
         errors: ErrorsDoc {
             total: st.errors.socket() + st.errors.status,
             connect: st.errors.connect,
+            connect_timeout: st.errors.connect_timeout,
             read: st.errors.read,
             write: st.errors.write,
             timeout: st.errors.timeout,
@@ -618,12 +641,22 @@ pub fn from_document(d: Document) -> Result<RunResult> {
     let rps = Histogram::new_with_bounds(1, REQ_PER_SEC_MAX, SIGFIG).expect("static bounds");
     stats.req_per_sec = histogram_into("histograms.req_per_sec", &hs.req_per_sec, rps)?;
     stats.requests = d.requests;
+    // The sending window's end, relative to the start, as written (older documents: the
+    // planned duration or the elapsed time, whichever is shorter).
+    stats.last_sent_ns = d
+        .rate
+        .window_s
+        .and_then(|w| Duration::try_from_secs_f64(w).ok())
+        .map_or(0, |w| w.as_nanos() as u64);
     stats.bytes = d.bytes;
     stats.cpu_ns = d.generator_load.worker_cpu_ns;
     stats.script_limited = d.generator_load.script_limited;
     stats.stopped_unfinished = d.stopped_unfinished;
+    stats.dropped = d.dropped;
+    stats.reconnects = d.reconnects;
     stats.errors = Errors {
         connect: d.errors.connect,
+        connect_timeout: d.errors.connect_timeout,
         read: d.errors.read,
         write: d.errors.write,
         timeout: d.errors.timeout,

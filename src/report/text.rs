@@ -165,16 +165,36 @@ pub fn write_report(w: &mut impl Write, s: &Summary) -> io::Result<()> {
     )?;
     let e = &st.errors;
     if e.socket() > 0 {
+        let connect = match e.connect_timeout {
+            0 => e.connect.to_string(),
+            t => format!("{} ({t} timed out)", e.connect),
+        };
         writeln!(
             w,
-            "  Socket errors: connect {}, read {}, write {}, timeout {}",
-            e.connect, e.read, e.write, e.timeout
+            "  Socket errors: connect {connect}, read {}, write {}, timeout {}",
+            e.read, e.write, e.timeout
         )?;
     }
     if e.status > 0 {
         writeln!(w, "  Non-2xx or 3xx responses: {}", e.status)?;
     }
-    let secs = s.elapsed.as_secs_f64();
+    if st.dropped > 0 {
+        writeln!(
+            w,
+            "  Dropped: {} planned request{} not sent in time (every connection was busy)",
+            st.dropped,
+            if st.dropped == 1 { " was" } else { "s" }
+        )?;
+    }
+    if st.reconnects > 0 {
+        writeln!(
+            w,
+            "  Reconnects: {} (the server had closed idle keep-alive connections; their requests were sent again)",
+            st.reconnects
+        )?;
+    }
+    // Rates are per second of the sending window: the drain period does not dilute them.
+    let secs = s.rate_window().as_secs_f64();
     let (rps, bps) = if secs > 0.0 {
         (st.requests as f64 / secs, st.bytes as f64 / secs)
     } else {
@@ -214,6 +234,33 @@ fn busy_share(s: &Summary) -> f64 {
     } else {
         0.0
     }
+}
+
+/// The kinds of socket errors that occurred, e.g. `read 200, timeout 3`.
+fn error_kinds(e: &crate::record::Errors) -> String {
+    [
+        ("connect", e.connect),
+        ("read", e.read),
+        ("write", e.write),
+        ("timeout", e.timeout),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(k, n)| format!("{k} {n}"))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+/// Connections an open-loop run at its target rate would need to keep every request's slot
+/// (Little's law: rate × the mean time a request holds its connection, i.e. the uncorrected
+/// latency), rounded up; `None` without a target rate or a response.
+pub fn connections_needed(s: &Summary) -> Option<u64> {
+    let target = s.config.target_rate()?;
+    let h = &s.stats.uncorrected;
+    if h.is_empty() {
+        return None;
+    }
+    Some((target * h.mean() / 1e6).ceil().max(1.0) as u64)
 }
 
 /// loadgen's own remarks after the wrk2 lines: closed-loop caveat, interruption, and whether
@@ -259,7 +306,28 @@ pub fn notes(s: &Summary) -> Vec<String> {
                     "Note: achieved {achieved:.0} of {target:.0} req/s: the script's delay() (think time) or thread:stop() held the rate down."
                 ));
             }
-            if lag99 > LAG_WARN_US {
+            let e = &s.stats.errors;
+            // Drops the server's latency explains (Little's law): the connections were busy
+            // waiting on it, not on the generator.
+            let needed = connections_needed(s);
+            let server_dropped =
+                s.stats.dropped > 0 && needed.is_some_and(|n| n > s.config.connections as u64);
+            if short && e.socket() > 0 {
+                // Failed requests explain a shortfall before any latency does.
+                out.push(format!(
+                    "Warning: achieved {achieved:.0} of {target:.0} req/s: {} request{} failed ({}); see Socket errors above.",
+                    e.socket(),
+                    if e.socket() == 1 { "" } else { "s" },
+                    error_kinds(e),
+                ));
+            } else if short && server_dropped {
+                out.push(format!(
+                    "Warning: achieved {achieved:.0} of {target:.0} req/s: {} planned requests were dropped because every connection was waiting on the server: at its latency, {target:.0} req/s needs about {} connections (Little's law; -c {}).",
+                    s.stats.dropped,
+                    needed.unwrap_or(0),
+                    s.config.connections
+                ));
+            } else if lag99 > LAG_WARN_US {
                 out.push(format!(
                     "Warning: the generator fell behind its own plan (send lag p99 {}, achieved {:.0} of {:.0} req/s): the generator, not the server, may have been the limit.",
                     format_time_us(lag99 as f64),

@@ -79,6 +79,15 @@ pub fn merge(inputs: &[(String, RunResult)]) -> Result<RunResult> {
         }
     }
     config.rate = rate.map(crate::schedule::RateProfile::Constant);
+    // The inputs' sending windows, on the wall clock: the merged one ends with the last.
+    let end = inputs
+        .iter()
+        .map(|(_, r)| r.summary.started + r.summary.rate_window())
+        .max()
+        .unwrap_or(started);
+    stats.last_sent_ns = end
+        .duration_since(started)
+        .map_or(0, |d| d.as_nanos() as u64);
     let summary = Summary {
         config,
         addr: first.summary.addr,

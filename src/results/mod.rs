@@ -142,15 +142,60 @@ pub fn write_files(r: &RunResult, out: &Outputs) -> Result<()> {
     results.into_iter().collect()
 }
 
-/// Prints the report, writes the files, and turns failed thresholds into
-/// [`Error::Threshold`] (exit code 3).
+/// Prints the report, writes the files, then gives the result's [`verdict`].
 pub fn finish(r: &RunResult, out: &Outputs) -> Result<i32> {
     emit(out.text_to_stderr(), |w| write_body(w, r, out.quiet))?;
     write_files(r, out)?;
-    match slo::failure_line(&r.outcomes) {
-        Some(line) => Err(Error::Threshold(line)),
-        None => Ok(0),
+    verdict(r)
+}
+
+/// What a result means for the exit code, most important first: a failed threshold
+/// ([`Error::Threshold`], 3); an interrupted run ([`Error::Interrupted`], 130: its figures
+/// cover part of the run only); no successful (2xx or 3xx) response at all (1: a CI job must
+/// not pass on a run in which nothing worked, thresholds or not); else success. A run stopped
+/// by a script error is reported as that error by the caller.
+pub fn verdict(r: &RunResult) -> Result<i32> {
+    if let Some(line) = slo::failure_line(&r.outcomes) {
+        return Err(Error::Threshold(line));
     }
+    let s = &r.summary;
+    if s.interrupted {
+        return Err(Error::Interrupted(format!(
+            "interrupted after {:.2}s; the report covers the elapsed time only",
+            s.elapsed.as_secs_f64()
+        )));
+    }
+    let st = &s.stats;
+    if st.status_range(200, 400) == 0 && s.script_error.is_none() {
+        let e = &st.errors;
+        let mut why = vec![format!(
+            "{} response{}",
+            st.requests,
+            if st.requests == 1 { "" } else { "s" }
+        )];
+        if e.status > 0 {
+            why.push(format!("{} with a status outside 2xx/3xx", e.status));
+        }
+        for (kind, n) in [
+            ("connect", e.connect),
+            ("read", e.read),
+            ("write", e.write),
+            ("timeout", e.timeout),
+        ] {
+            if n > 0 {
+                why.push(format!("{n} {kind} error{}", if n == 1 { "" } else { "s" }));
+            }
+        }
+        if st.dropped > 0 {
+            why.push(format!("{} dropped", st.dropped));
+        }
+        return Err(Error::Runtime(format!(
+            "no successful (2xx or 3xx) response in {:.2}s: {}",
+            s.elapsed.as_secs_f64(),
+            why.join(", ")
+        )));
+    }
+    Ok(0)
 }
 
 /// A load test with result outputs: header, run, report, files, thresholds.
@@ -171,16 +216,18 @@ pub fn load_test(config: &Config, out: &Outputs) -> Result<i32> {
     let run = engine::run_scripted(config)?;
     let script_error = run.summary.script_error.clone();
     let result = RunResult::new(run.summary, out.slos.clone(), Vec::new());
-    let code = finish(&result, out)?;
-    // As wrk: the script's done() runs after the report.
+    let verdict = finish(&result, out);
+    // As wrk: the script's done() runs after the report, whatever the verdict.
     if let Some(s) = &run.session {
         s.done(&result.summary)?;
     }
-    // A run stopped by a script error has printed its partial report; now the error.
-    if let Some(e) = script_error {
-        return Err(Error::Script(e));
+    // A run stopped by a script error has printed its partial report; now the error (a
+    // failed threshold still says so first).
+    match (verdict, script_error) {
+        (Err(Error::Threshold(l)), _) => Err(Error::Threshold(l)),
+        (_, Some(e)) => Err(Error::Script(e)),
+        (v, None) => v,
     }
-    Ok(code)
 }
 
 /// Reads a JSON result (`-`: standard input).

@@ -337,6 +337,10 @@ impl Hooks for LuaHooks {
         Ok(Some(&self.req))
     }
 
+    fn last_request(&self) -> Option<&Request> {
+        (self.script.request_fn.is_some() && !self.req.bytes.is_empty()).then_some(&self.req)
+    }
+
     fn delay(&mut self) -> Result<Option<Duration>, Stop> {
         let s = &*self.script;
         let Some(f) = &s.delay_fn else {
