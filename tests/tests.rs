@@ -4,6 +4,7 @@
 //! binary's `--help`.
 
 mod accuracy;
+mod cli;
 mod common;
 mod core;
 mod docs;
