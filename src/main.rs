@@ -31,7 +31,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    match loadgen::app::run(cli) {
+    let res = loadgen::app::run(cli);
+    // Output files reserved before a run that failed are not left behind.
+    loadgen::fsutil::discard_reserved();
+    match res {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("loadgen: {e}");
