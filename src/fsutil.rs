@@ -19,11 +19,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 
-/// A temporary file created up front for a target path.
+/// A temporary file created up front for a target path (and closed again: a run's outputs
+/// hold no file descriptor during the load).
 struct Reserved {
     target: PathBuf,
     tmp: PathBuf,
-    file: File,
 }
 
 /// The reserved temporary files, taken by [`write_atomic`]. Locked only when an output is
@@ -58,11 +58,10 @@ pub fn reserve(path: &Path) -> std::io::Result<()> {
         return Ok(());
     }
     let tmp = temp_path(path).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let file = File::create(&tmp)?;
+    File::create(&tmp)?;
     all.push(Reserved {
         target: path.to_path_buf(),
         tmp,
-        file,
     });
     Ok(())
 }
@@ -81,18 +80,11 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     // Held until the rename, so that an exit that discards the reserved files meanwhile
     // (an interrupt, from another thread) waits for it: the target is whole or untouched.
     let mut all = reserved();
-    let (tmp, file) = match all.iter().position(|r| r.target == path) {
-        Some(i) => {
-            let r = all.swap_remove(i);
-            (r.tmp, Ok(r.file))
-        }
-        None => {
-            let tmp = temp_path(path)?;
-            let f = File::create(&tmp);
-            (tmp, f)
-        }
+    let tmp = match all.iter().position(|r| r.target == path) {
+        Some(i) => all.swap_remove(i).tmp,
+        None => temp_path(path)?,
     };
-    let mut f = file.map_err(err)?;
+    let mut f = File::create(&tmp).map_err(err)?;
     let res = f.write_all(data).and_then(|_| f.sync_all());
     drop(f);
     if let Err(e) = res.and_then(|_| std::fs::rename(&tmp, path)) {
