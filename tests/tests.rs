@@ -10,3 +10,4 @@ mod core;
 mod docs;
 mod lua;
 mod results;
+mod stuck;
