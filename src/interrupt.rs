@@ -10,9 +10,9 @@
 //! - before the run (loading the script, `setup()`) and in `done()`, when there is nothing to
 //!   stop and report, the first one ends the process at once.
 //!
-//! Ending the process at once removes the output files reserved for the run
-//! ([`crate::fsutil::discard_reserved`]), prints one line and exits with 128 + the signal's
-//! number (130 for SIGINT, 143 for SIGTERM).
+//! Ending the process at once prints one line and exits with 128 + the signal's number (130
+//! for SIGINT, 143 for SIGTERM). An output file being written then is whole or untouched
+//! (`fsutil` writes a temporary file and renames it).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
@@ -115,7 +115,6 @@ fn received(signo: i32) {
 
 /// Ends the process at once with one line on stderr.
 fn quit(line: &str, code: i32) -> ! {
-    crate::fsutil::discard_reserved();
     eprintln!("loadgen: {line}");
     std::process::exit(code)
 }

@@ -31,10 +31,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let res = loadgen::app::run(cli);
-    // Output files reserved before a run that failed are not left behind.
-    loadgen::fsutil::discard_reserved();
-    match res {
+    match loadgen::app::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("loadgen: {e}");
