@@ -22,6 +22,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Merge(a)) => crate::results::merge(a),
         Some(Command::Report(a)) => crate::results::report(a),
         None => {
+            // Signals get their own thread before anything that a signal should not cut in
+            // half (the output files reserved below, a script's top level).
+            crate::interrupt::install();
             let config = cli.run.to_config()?;
             let outputs = cli.run.output.validate(config.target_rate(), true)?;
             crate::results::load_test(&config, &outputs)

@@ -20,6 +20,9 @@ use crate::units::{parse_count, parse_duration};
     disable_version_flag = true,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
+    // As wrk (getopt): a flag given twice takes its last value (`-d3s -d2s` runs 2s).
+    // Repeatable flags (-H, --slo) still collect every value.
+    args_override_self = true,
     override_usage = "loadgen [OPTIONS] <URL> [-- SCRIPT_ARGS...]\n       loadgen serve [OPTIONS]\n       loadgen demo [OPTIONS]\n       loadgen merge [OPTIONS] <RESULT>...\n       loadgen report [OPTIONS] <RESULT>",
     after_help = "Numbers take SI suffixes (10k, 1M); times take us, ms, s, m, h (a bare number is seconds). Flags may also follow the URL; put -- before script arguments.\nWith -R, latency is measured from when each request should have been sent (coordinated-omission corrected), to when the response reached the socket (kernel receive timestamp).\nWithout -R, loadgen runs closed loop at maximum throughput, like wrk.\nExit codes: 0 ok, 1 run failed, 2 usage error, 3 threshold breached."
 )]
@@ -54,7 +57,8 @@ pub struct RunArgs {
         short = 'c',
         long = "connections",
         default_value = "10",
-        value_name = "N"
+        value_name = "N",
+        allow_hyphen_values = true
     )]
     pub connections: String,
     /// Duration of the test, e.g. 30s, 2m, 1h (a bare number is seconds)
@@ -62,11 +66,18 @@ pub struct RunArgs {
         short = 'd',
         long = "duration",
         default_value = "10s",
-        value_name = "T"
+        value_name = "T",
+        allow_hyphen_values = true
     )]
     pub duration: String,
     /// Number of worker threads
-    #[arg(short = 't', long = "threads", default_value = "2", value_name = "N")]
+    #[arg(
+        short = 't',
+        long = "threads",
+        default_value = "2",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
     pub threads: String,
     /// Lua script (wrk/wrk2 API)
     #[arg(short = 's', long = "script", value_name = "FILE")]
@@ -82,11 +93,21 @@ pub struct RunArgs {
     pub u_latency: bool,
     /// Request timeout, at least 1ms: a response not complete in this time counts as a timeout
     /// error (with -R, also as a lower bound in the corrected latencies)
-    #[arg(long = "timeout", default_value = "2s", value_name = "T")]
+    #[arg(
+        long = "timeout",
+        default_value = "2s",
+        value_name = "T",
+        allow_hyphen_values = true
+    )]
     pub timeout: String,
     /// Total requests per second (open loop, e.g. 10k; at most 1G); without it, closed loop at
     /// full speed
-    #[arg(short = 'R', long = "rate", value_name = "N")]
+    #[arg(
+        short = 'R',
+        long = "rate",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
     pub rate: Option<String>,
     /// How requests wait for their intended send time: precise (timerfd, microseconds),
     /// coarse (the thread wakes once per --tick: a quarter of the CPU; requests leave in
@@ -232,10 +253,21 @@ fn usage(e: crate::units::ParseError, flag: &str) -> Error {
     Error::Usage(format!("{flag}: {e}"))
 }
 
+/// The highest count `-t`/`-c` accept.
+const MAX_COUNT: f64 = 10_000_000.0;
+
+/// The longest duration accepted (what [`parse_duration`] can represent), s.
+const MAX_DURATION_S: f64 = 1e9;
+
 /// Parses a positive whole count such as `-c 10k`.
 pub fn count(s: &str, flag: &str) -> Result<usize> {
     let v = parse_count(s).map_err(|e| usage(e, flag))?;
-    if v < 1.0 || v.fract() != 0.0 || v > 10_000_000.0 {
+    if v > MAX_COUNT {
+        return Err(Error::Usage(format!(
+            "{flag}: too large: at most {MAX_COUNT}, got {s:?}"
+        )));
+    }
+    if v < 1.0 || v.fract() != 0.0 {
         return Err(Error::Usage(format!(
             "{flag}: must be a whole number >= 1, got {s:?}"
         )));
@@ -243,13 +275,33 @@ pub fn count(s: &str, flag: &str) -> Result<usize> {
     Ok(v as usize)
 }
 
-/// Parses a positive duration such as `-d 30s`.
+/// Parses a positive duration such as `-d 30s`. A negative or too long one is refused with
+/// a message that says so, rather than as an unreadable duration.
 pub fn duration(s: &str, flag: &str) -> Result<Duration> {
-    let d = parse_duration(s).map_err(|e| usage(e, flag))?;
+    let d = parse_duration(s).map_err(|e| match out_of_range(s) {
+        Some(true) => Error::Usage(format!("{flag}: must be greater than zero, got {s:?}")),
+        Some(false) => Error::Usage(format!(
+            "{flag}: too long: at most {MAX_DURATION_S}s (about 31 years), got {s:?}"
+        )),
+        None => usage(e, flag),
+    })?;
     if d.is_zero() {
         return Err(Error::Usage(format!("{flag}: must be greater than zero")));
     }
     Ok(d)
+}
+
+/// Why a duration that [`parse_duration`] refused is refused, when it is a number with a
+/// known unit: `Some(true)` negative, `Some(false)` too long; `None` when it is unreadable.
+fn out_of_range(s: &str) -> Option<bool> {
+    let t = s.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num.parse().ok()?;
+    if !["", "s", "ms", "us", "m", "h", "d"].contains(&unit) || v.is_nan() {
+        return None;
+    }
+    Some(v < 0.0)
 }
 
 /// Parses one `-H` header: `Name: value`.
@@ -436,6 +488,89 @@ mod tests {
         assert!(msg(&["ftp://h/"]).contains("unsupported scheme"));
         assert!(msg(&["-H", "nocolon", "http://h/"]).contains("Name: value"));
         assert!(msg(&["--body-file", "/nonexistent/x", "http://h/"]).contains("cannot read"));
+    }
+
+    /// A negative number is a value (wrk's getopt takes it as one), refused as not positive;
+    /// a number too large says so and gives the maximum; for -t, -c, -d, -R and --timeout.
+    #[test]
+    fn numeric_flags_say_what_is_wrong() {
+        let msg = |a: &[&str]| cfg(a).unwrap_err().to_string();
+        for (args, want) in [
+            (
+                &["-R", "-5", "http://h/"][..],
+                "-R/--rate: must be greater than zero",
+            ),
+            (
+                &["--rate", "-5", "http://h/"],
+                "-R/--rate: must be greater than zero",
+            ),
+            (
+                &["-c", "-5", "http://h/"],
+                "-c/--connections: must be a whole number >= 1",
+            ),
+            (
+                &["-t", "-1", "http://h/"],
+                "-t/--threads: must be a whole number >= 1",
+            ),
+            (
+                &["-d", "-5", "http://h/"],
+                "-d/--duration: must be greater than zero",
+            ),
+            (
+                &["-d", "-2s", "http://h/"],
+                "-d/--duration: must be greater than zero",
+            ),
+            (
+                &["--timeout", "-1s", "http://h/"],
+                "--timeout: must be greater than zero",
+            ),
+            (
+                &["-c", "99999999999", "http://h/"],
+                "-c/--connections: too large: at most 10000000",
+            ),
+            (
+                &["-t", "99999999999", "http://h/"],
+                "-t/--threads: too large: at most 10000000",
+            ),
+            (&["-R", "99999999999", "http://h/"], "-R/--rate: at most 1G"),
+            (
+                &["-d", "99999999999h", "http://h/"],
+                "-d/--duration: too long: at most 1000000000s",
+            ),
+            (
+                &["--timeout", "99999999999", "http://h/"],
+                "--timeout: too long",
+            ),
+            (
+                &["-d", "10x", "http://h/"],
+                "-d/--duration: invalid duration",
+            ),
+        ] {
+            let m = msg(args);
+            assert!(m.contains(want), "{args:?}: {m}");
+        }
+    }
+
+    /// As wrk (getopt), a flag given twice takes its last value; repeatable flags collect.
+    #[test]
+    fn a_repeated_flag_takes_the_last_value() {
+        let c = cfg(&["-d3s", "-d2s", "-t1", "-t2", "-c3", "-c4", "http://h/"]).unwrap();
+        assert_eq!(c.duration, Duration::from_secs(2));
+        assert_eq!((c.threads, c.connections), (2, 4));
+        let c = cfg(&[
+            "-R10",
+            "--rate",
+            "20",
+            "--timeout",
+            "1s",
+            "--timeout=3s",
+            "http://h/",
+        ])
+        .unwrap();
+        assert_eq!(c.target_rate(), Some(20.0));
+        assert_eq!(c.timeout, Duration::from_secs(3));
+        let c = cfg(&["-H", "A: 1", "-H", "B: 2", "http://h/"]).unwrap();
+        assert_eq!(c.headers.len(), 2);
     }
 
     /// `--pacing auto` (the default) picks coarse pacing once the busiest thread's share of the

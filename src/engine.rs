@@ -1,11 +1,13 @@
 //! The engine: resolves and probes the target, starts `-t` OS threads (pinned to distinct CPUs
 //! the process may use, when there are enough), each with its own current-thread tokio runtime
 //! and `LocalSet`; deals connections and plans to them; starts every thread on one common
-//! instant; stops them at the deadline or on Ctrl-C; joins and merges their statistics once.
+//! instant; stops them at the deadline or on Ctrl-C/SIGTERM (from [`crate::interrupt`]);
+//! leaves behind a thread stuck in its script a second after the run's end; joins and merges
+//! the others' statistics once.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
@@ -20,6 +22,7 @@ use crate::record::Stats;
 use crate::request::{self, Request};
 use crate::schedule::{connections_of_thread, Plan};
 use crate::script::session::Session;
+use crate::script::site::{Hook, Site};
 use crate::script::thread::ThreadSeed;
 use crate::script::value::Portable;
 use crate::script::worker::ThreadScript;
@@ -118,11 +121,12 @@ pub fn ensure_nofile_limit(config: &Config) -> Result<()> {
 }
 
 /// File descriptors a run uses at most: one socket per connection, five per worker thread
-/// (its runtime's epoll and waker, its pacing timer among them) and 11 besides (the standard
-/// streams, the main thread's runtime and signal pipe), as counted in /proc/PID/fd during
-/// runs with one and two threads, with and without a script; plus one for an output file.
+/// (its runtime's epoll and waker, its pacing timer among them) and 15 besides (the standard
+/// streams, the main thread's runtime and signal pipe, and the signal thread's runtime), as
+/// counted in /proc/PID/fd during runs with one and two threads, with and without a script;
+/// plus one for an output file.
 fn files_needed(config: &Config) -> u64 {
-    config.connections as u64 + 5 * config.threads as u64 + 12
+    config.connections as u64 + 5 * config.threads as u64 + 16
 }
 
 /// A finished run: the merged summary (with the run-time script error, if one stopped the
@@ -182,6 +186,7 @@ struct WorkerArgs<C> {
     config: Config,
     core: Option<core_affinity::CoreId>,
     seed: Option<ThreadSeed>,
+    site: Arc<Site>,
     failure: tokio::sync::mpsc::UnboundedSender<String>,
     ready: mpsc::Sender<Result<()>>,
     start: watch::Receiver<Option<Instant>>,
@@ -227,7 +232,8 @@ fn run_with<C: Connector + Send>(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (fail_tx, mut fail_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut handles = Vec::with_capacity(threads);
-    for index in 0..threads {
+    let sites: Vec<Arc<Site>> = (0..threads).map(|_| Arc::default()).collect();
+    for (index, site) in sites.iter().enumerate() {
         let args = WorkerArgs {
             index,
             connector: connector.clone(),
@@ -236,6 +242,7 @@ fn run_with<C: Connector + Send>(
             config: config.clone(),
             core: if pin { cores.get(index).copied() } else { None },
             seed: seeds.as_mut().and_then(Iterator::next),
+            site: site.clone(),
             failure: fail_tx.clone(),
             ready: ready_tx.clone(),
             start: start_rx.clone(),
@@ -255,12 +262,23 @@ fn run_with<C: Connector + Send>(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (t0, stop_at, interrupted, init_error, script_error) = rt.block_on(async {
-        let mut sig = Interrupts::new();
+    let drain = drain_period(config);
+    let end = config.duration + drain;
+    let script = config
+        .script
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let (t0, stop_at, interrupted, init_error, script_error, stuck) = rt.block_on(async {
+        let mut sig = crate::interrupt::subscribe();
         // Wait for every thread to have run `init` and opened its connections.
         let mut waiting = threads;
         let mut interrupted = false;
         let mut init_error = None;
+        let mut stuck = Vec::new();
+        // A thread still in its script's top level or `init` when the run would have ended,
+        // had it started now, is stuck there.
+        let ready_by = Instant::now() + end + STUCK_AFTER;
         while waiting > 0 && init_error.is_none() {
             tokio::select! {
                 _ = sig.recv() => { interrupted = true; break; }
@@ -297,6 +315,16 @@ fn run_with<C: Connector + Send>(
                     }
                 },
             }
+            if init_error.is_none() && Instant::now() >= ready_by {
+                let starting: Vec<usize> = (0..threads)
+                    .filter(|&i| matches!(sites[i].get(), Hook::TopLevel | Hook::Init))
+                    .collect();
+                if !starting.is_empty() {
+                    let line = stuck_line(&script, &sites, &starting, DEADLINE);
+                    init_error = Some(Error::Script(line));
+                    stuck = starting;
+                }
+            }
         }
         let t0 = Instant::now() + Duration::from_millis(1);
         let mut script_error = None;
@@ -304,21 +332,26 @@ fn run_with<C: Connector + Send>(
             let _ = stop_tx.send(true);
         }
         let _ = start_tx.send(Some(t0));
+        // When (and why) the run ended, for how long a worker may take to stop.
+        let mut ended = (Instant::now(), if interrupted { INTERRUPT } else { STOP });
         if !interrupted && init_error.is_none() {
             let deadline = tokio::time::Instant::from(t0 + config.duration);
             tokio::select! {
-                _ = sig.recv() => interrupted = true,
-                _ = tokio::time::sleep_until(deadline) => {}
-                Some(e) = fail_rx.recv() => script_error = Some(e),
+                _ = sig.recv() => { interrupted = true; ended = (Instant::now(), INTERRUPT); }
+                _ = tokio::time::sleep_until(deadline) => ended = (t0 + end, DEADLINE),
+                Some(e) = fail_rx.recv() => { script_error = Some(e); ended = (Instant::now(), STOP); }
             }
         }
         // Open loop: the workers drain what was planned before the deadline and end by
-        // themselves; the run's elapsed time ends with the last of them.
+        // themselves; the run's elapsed time ends with the last of them. A worker stuck in its
+        // script does not: the wait ends after the workers' own backstop.
         if !interrupted && init_error.is_none() && script_error.is_none() && config.rate.is_some() {
+            let backstop = tokio::time::Instant::from(t0 + end + DRAIN_BACKSTOP + DRAIN_MARGIN);
             loop {
                 tokio::select! {
-                    _ = sig.recv() => { interrupted = true; break; }
-                    Some(e) = fail_rx.recv() => { script_error = Some(e); break; }
+                    _ = sig.recv() => { interrupted = true; ended = (Instant::now(), INTERRUPT); break; }
+                    Some(e) = fail_rx.recv() => { script_error = Some(e); ended = (Instant::now(), STOP); break; }
+                    _ = tokio::time::sleep_until(backstop) => break,
                     _ = tokio::time::sleep(Duration::from_micros(200)) => {
                         if handles.iter().all(|h| h.is_finished()) { break; }
                     }
@@ -327,37 +360,52 @@ fn run_with<C: Connector + Send>(
         }
         let stop_at = Instant::now().max(t0);
         let _ = stop_tx.send(true);
-        // The workers stop within milliseconds, unless one is stuck in a script's endless
-        // loop: a second Ctrl-C (or SIGTERM) then ends the process without a report. A first
-        // one here (the run had ended by itself) only marks the run interrupted.
+        // The workers stop within milliseconds. One stuck in its script (an endless loop in a
+        // hook) cannot be stopped: one second after the run's end it is left behind, and the
+        // run is reported without its measurements. A first Ctrl-C here (the run had ended by
+        // itself) only marks the run interrupted; a second ends the process (`interrupt`).
+        let limit = ended.0 + STUCK_AFTER;
         let mut told = false;
         let started_waiting = Instant::now();
-        while !handles.iter().all(|h| h.is_finished()) {
+        loop {
+            let pending: Vec<usize> = (0..threads)
+                .filter(|&i| !stuck.contains(&i) && !handles[i].is_finished())
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            if Instant::now() >= limit && pending.iter().all(|&i| sites[i].get() != Hook::None) {
+                let line = stuck_line(&script, &sites, &pending, ended.1);
+                eprintln!("loadgen: {line}; stopping");
+                script_error.get_or_insert(line);
+                stuck.extend(pending);
+                break;
+            }
             tokio::select! {
-                _ = sig.recv() => {
-                    if interrupted {
-                        force_exit();
-                    }
-                    interrupted = true;
-                }
+                _ = sig.recv() => interrupted = true,
                 _ = tokio::time::sleep(Duration::from_millis(1)) => {}
             }
             if !told && started_waiting.elapsed() > STOP_NOTICE_AFTER {
                 told = true;
                 eprintln!(
-                    "loadgen: waiting for the worker threads to stop (is a script stuck in a \
-                     loop?); press Ctrl-C {}to quit without a report",
+                    "loadgen: waiting for the worker threads to stop; press Ctrl-C {}to quit \
+                     without a report",
                     if interrupted { "again " } else { "twice " }
                 );
             }
         }
-        (t0, stop_at, interrupted, init_error, script_error)
+        (t0, stop_at, interrupted, init_error, script_error, stuck)
     });
     let elapsed = stop_at - t0;
     let started = SystemTime::now() - (Instant::now() - t0);
 
+    // A stuck thread is left running (the process ends without it); its measurements are
+    // lost with it.
     let mut stats = Stats::new();
     for (i, h) in handles.into_iter().enumerate() {
+        if stuck.contains(&i) {
+            continue;
+        }
         let mut out = h
             .join()
             .map_err(|_| Error::Runtime("a worker thread panicked".into()))?;
@@ -384,51 +432,41 @@ fn run_with<C: Connector + Send>(
     })
 }
 
-/// SIGINT (Ctrl-C) and SIGTERM (`timeout`, `kill`, a Kubernetes pod stopping): either ends a
-/// run, and a second one ends the process while the workers will not stop.
-struct Interrupts {
-    int: Option<tokio::signal::unix::Signal>,
-    term: Option<tokio::signal::unix::Signal>,
-}
+/// How the run ended, as the line about a stuck script says it: at the deadline, ...
+const DEADLINE: &str = "the run's end";
+/// ... on a signal, ...
+const INTERRUPT: &str = "the interrupt";
+/// ... or stopped early (a script error, a failed start).
+const STOP: &str = "the stop";
 
-impl Interrupts {
-    /// Listens for both signals (within a tokio runtime); one that cannot be listened for is
-    /// never received.
-    fn new() -> Interrupts {
-        use tokio::signal::unix::{signal, SignalKind};
-        Interrupts {
-            int: signal(SignalKind::interrupt()).ok(),
-            term: signal(SignalKind::terminate()).ok(),
-        }
-    }
+/// How long after the run's end (the deadline and the drain period, or the signal) a worker
+/// still in its script's code is taken as stuck there.
+const STUCK_AFTER: Duration = Duration::from_secs(1);
 
-    /// Waits for the next SIGINT or SIGTERM. Cancel-safe: a signal that arrives while nobody
-    /// waits is seen by the next call.
-    async fn recv(&mut self) {
-        async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
-            match s {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        }
-        let Interrupts { int, term } = self;
-        tokio::select! {
-            _ = one(int) => {}
-            _ = one(term) => {}
-        }
-    }
+/// How long after the workers' own end of the drain period the main thread stops waiting for
+/// them to end by themselves.
+const DRAIN_MARGIN: Duration = Duration::from_millis(100);
+
+/// The line that says that `threads` are stuck in their script (in the hook the first is in).
+fn stuck_line(script: &str, sites: &[Arc<Site>], threads: &[usize], when: &str) -> String {
+    let hook = threads
+        .first()
+        .map(|&i| sites[i].get())
+        .unwrap_or(Hook::None);
+    let of = if threads.len() > 1 {
+        format!(" in {} threads", threads.len())
+    } else {
+        String::new()
+    };
+    format!(
+        "{script}: {} did not return{of} within {}s of {when}",
+        hook.name(),
+        STUCK_AFTER.as_secs()
+    )
 }
 
 /// How long the main thread waits for the workers to stop before saying that it waits.
 const STOP_NOTICE_AFTER: Duration = Duration::from_secs(2);
-
-/// Ends the process at once, after a second interrupt while the workers would not stop.
-fn force_exit() -> ! {
-    eprintln!("loadgen: interrupted again; quitting without a report");
-    std::process::exit(130)
-}
 
 /// CPU time the calling thread has used so far, ns (CLOCK_THREAD_CPUTIME_ID).
 fn thread_cpu_ns() -> u64 {
@@ -540,7 +578,8 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         None => None,
         Some(seed) => {
             let tx = a.failure.clone();
-            match ThreadScript::new(&a.config, seed, Box::new(move |m| drop(tx.send(m)))) {
+            let fail = Box::new(move |m| drop(tx.send(m)));
+            match ThreadScript::new(&a.config, seed, fail, a.site.clone()) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     let _ = a.ready.send(Err(e));

@@ -13,6 +13,7 @@
 //! - [`schedule`]: pure pacing — the intended send time of every request.
 //! - [`pacer`]: the per-thread precise (timerfd) timer that waits for those times.
 //! - [`engine`]: threads, runtimes, start/stop, Ctrl-C, merge → [`engine::Summary`].
+//! - [`interrupt`]: SIGINT/SIGTERM on a thread of their own: stop the run, or quit at once.
 //! - [`conn`]: one connection's loop (TCP/TLS connect, send, read, record, reconnect).
 //! - [`request`]: the bytes each request sends.
 //! - [`script`]: the Lua bridge (wrk's scripting API).
@@ -33,6 +34,7 @@ pub mod engine;
 pub mod error;
 pub mod fsutil;
 pub mod hdr;
+pub mod interrupt;
 pub mod pacer;
 pub mod record;
 pub mod report;

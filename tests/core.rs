@@ -448,10 +448,10 @@ fn too_few_open_files_for_the_connections_is_one_line() {
     );
 
     // The estimate is enough: at exactly that limit a run opens all its connections (20 +
-    // 5 per thread + 12 = 42).
+    // 5 per thread + 16 = 46).
     let s = serve(&[]);
     let cmd = format!(
-        "ulimit -n 42 && exec {} -t2 -c20 -d1s -R200 {}",
+        "ulimit -n 46 && exec {} -t2 -c20 -d1s -R200 {}",
         crate::common::bin(),
         s.url
     );
@@ -463,44 +463,6 @@ fn too_few_open_files_for_the_connections_is_one_line() {
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
     assert!(!text.contains("Socket errors"), "{text}");
     assert!(parse(&text).requests >= 190, "{text}");
-}
-
-/// A script stuck in an endless loop cannot be stopped between requests: one Ctrl-C (here
-/// after the run's deadline, while loadgen waits for the stuck thread) does not end the
-/// process, a second ends it at once (exit 130) and says so.
-#[test]
-fn second_interrupt_quits_a_stuck_script() {
-    let s = serve(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("loop.lua");
-    std::fs::write(&script, "request = function()\n  while true do end\nend\n").unwrap();
-    let child = std::process::Command::new(crate::common::bin())
-        .args(["-t1", "-c1", "-d1s", "-s", script.to_str().unwrap(), &s.url])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
-    let kill = || {
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-    };
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(kill().unwrap().success());
-    std::thread::sleep(Duration::from_millis(300));
-    let mut child = child;
-    assert!(child.try_wait().unwrap().is_none(), "one Ctrl-C quit");
-    assert!(kill().unwrap().success());
-    let started = std::time::Instant::now();
-    let out = child.wait_with_output().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("quitting without a report"),
-        "{}",
-        stderr(&out)
-    );
 }
 
 /// The precise pacer sends within microseconds of the plan when the generator is idle; tokio's

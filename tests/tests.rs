@@ -4,9 +4,11 @@
 //! binary's `--help`.
 
 mod accuracy;
+mod cli;
 mod common;
 mod core;
 mod docs;
 mod edges;
 mod lua;
 mod results;
+mod stuck;

@@ -191,6 +191,10 @@ fn out_path(s: &str, flag: &str) -> Result<PathBuf> {
             dir.display()
         )));
     }
+    // Some directories pass that check but take no new file (/proc, /sys, a read-only mount
+    // as root): the temporary file the result will be written through is created now.
+    crate::fsutil::check_creatable(&p)
+        .map_err(|e| Error::Usage(format!("{flag}: cannot write {}: {e}", p.display())))?;
     Ok(p)
 }
 

@@ -8,6 +8,7 @@
 //! turns Lua errors into one-line `file:line: message` errors.
 
 pub mod session;
+pub mod site;
 pub mod stats;
 pub mod thread;
 pub mod value;
@@ -179,6 +180,10 @@ fn fill_wrk(lua: &Lua, config: &Config) -> mlua::Result<()> {
 /// Loads the script once in a throwaway state, so that a missing file, a syntax error or an
 /// error at its top level is reported before anything is printed or connected.
 pub fn check(config: &Config) -> Result<()> {
+    if let Some(p) = &config.script {
+        crate::interrupt::name_script(p);
+    }
+    let _p = crate::interrupt::enter(crate::interrupt::Phase::Load);
     new_state(config).map(drop)
 }
 

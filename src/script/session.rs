@@ -17,6 +17,7 @@ use super::{new_state, script_error, Probe};
 use crate::config::Config;
 use crate::engine::Summary;
 use crate::error::Result;
+use crate::interrupt::{self, Phase};
 
 /// The setup/done state and the threads `setup` saw.
 pub struct Session {
@@ -29,7 +30,14 @@ impl Session {
     /// Loads the script and runs `setup(thread)` for each of `threads` threads, whose
     /// connections go to `addr` unless the script says otherwise.
     pub fn new(config: &Config, addr: SocketAddr, threads: usize) -> Result<Session> {
-        let lua = new_state(config)?;
+        if let Some(p) = &config.script {
+            interrupt::name_script(p);
+        }
+        let lua = {
+            let _p = interrupt::enter(Phase::Load);
+            new_state(config)?
+        };
+        let _p = interrupt::enter(Phase::Setup);
         let probe = Probe::of(&lua);
         let setup: Option<Function> = if probe.setup {
             lua.globals().get("setup").ok()
@@ -74,6 +82,7 @@ impl Session {
         if !self.probe.done {
             return Ok(());
         }
+        let _p = interrupt::enter(Phase::Done);
         let lua = &self.lua;
         let run = || -> mlua::Result<()> {
             let f: Function = lua.globals().get("done")?;

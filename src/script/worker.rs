@@ -9,10 +9,12 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mlua::{Function, Lua, Table, Value};
 
+use super::site::{Hook, Site};
 use super::thread::{StopFlag, ThreadSeed, WorkerThread};
 use super::value::{self, Portable};
 use super::{message, new_state, script_error, Probe};
@@ -32,6 +34,8 @@ pub struct ThreadScript {
     stop: Rc<StopFlag>,
     failed: RefCell<bool>,
     on_failure: Box<dyn Fn(String)>,
+    /// Which hook the thread is in (for the engine's stuck-script check).
+    site: Arc<Site>,
     /// The request built from the `wrk` table after `init` (what `wrk.request()` returns).
     pub static_request: Request,
     /// Where this thread's connections go (`thread.addr`, possibly chosen in `setup`).
@@ -71,18 +75,26 @@ pub fn count_requests(mut bytes: &[u8]) -> (usize, bool) {
 
 impl ThreadScript {
     /// Builds the thread's state from `seed` and runs `init(args)`. `on_failure` is told the
-    /// message of the first run-time script error (the engine then stops the whole run).
+    /// message of the first run-time script error (the engine then stops the whole run);
+    /// `site` tells the engine which hook the thread is in.
     pub fn new(
         config: &Config,
         seed: &ThreadSeed,
         on_failure: Box<dyn Fn(String)>,
+        site: Arc<Site>,
     ) -> Result<Rc<ThreadScript>> {
-        let lua = new_state(config)?;
+        let lua = {
+            let _in = site.enter(Hook::TopLevel);
+            new_state(config)?
+        };
         let stop = Rc::new(StopFlag::default());
         if seed.stopped {
             stop.stop();
         }
-        let (wrk, static_request) = Self::init(&lua, config, seed, &stop).map_err(script_error)?;
+        let (wrk, static_request) = {
+            let _in = site.enter(Hook::Init);
+            Self::init(&lua, config, seed, &stop).map_err(script_error)?
+        };
         let probe = Probe::of(&lua);
         let g = lua.globals();
         let get = |on: bool, name: &str| -> Option<Function> {
@@ -105,6 +117,7 @@ impl ThreadScript {
             stop,
             failed: RefCell::new(false),
             on_failure,
+            site,
             static_request,
             addr: seed.addr,
         }))
@@ -310,6 +323,7 @@ impl Hooks for LuaHooks {
             return Ok(None);
         };
         s.enter(&self.conn)?;
+        let _in = s.site.enter(Hook::Request);
         let r = match f.call::<Value>(&self.conn) {
             // The same string as this connection's last request: nothing to copy or parse.
             Ok(Value::Boolean(true)) if !self.req.bytes.is_empty() => {
@@ -347,6 +361,7 @@ impl Hooks for LuaHooks {
             return Ok(None);
         };
         s.enter(&self.conn)?;
+        let _in = s.site.enter(Hook::Delay);
         match f.call::<Option<f64>>(()) {
             // nil, 0, negative and NaN mean no think time: the next request keeps to the plan
             // (a zero delay would instead time it from the last response, uncorrected). Past
@@ -381,6 +396,7 @@ impl Hooks for LuaHooks {
             .create_string(&self.sink.body)
             .map_err(|e| s.fail("response", e))?;
         self.sink.body.clear();
+        let _in = s.site.enter(Hook::Response);
         f.call::<()>((self.sink.status, headers, body))
             .map_err(|e| s.fail("response", e))
     }
