@@ -2,8 +2,8 @@
 //!
 //! Exit codes: 0 success · 1 runtime failure (nothing reachable, TLS refused, script error, no
 //! successful response at all) · 2 usage error (bad flag, URL, file) · 3 a declared threshold
-//! was breached · 130 the run was interrupted (SIGINT or SIGTERM) after printing and writing
-//! what it measured. A run that is both breached and interrupted exits 3.
+//! was breached · 128 + the signal (130 SIGINT, 143 SIGTERM) the run was interrupted, after
+//! printing and writing what it measured. A run that is both breached and interrupted exits 3.
 
 use std::fmt;
 
@@ -20,9 +20,10 @@ pub enum Error {
     Runtime(String),
     /// At least one declared threshold failed: exit code 3.
     Threshold(String),
-    /// The run was interrupted (SIGINT, SIGTERM) and has reported what it measured: exit
-    /// code 130, so that a CI job stopped by `timeout` or its runner never passes.
-    Interrupted(String),
+    /// The run was interrupted (SIGINT, SIGTERM) and has reported what it measured: the exit
+    /// code given (128 + the signal), so that a CI job stopped by `timeout` or its runner
+    /// never passes.
+    Interrupted(String, i32),
 }
 
 impl Error {
@@ -31,7 +32,7 @@ impl Error {
         match self {
             Error::Usage(_) => 2,
             Error::Threshold(_) => 3,
-            Error::Interrupted(_) => 130,
+            Error::Interrupted(_, code) => *code,
             Error::Connect(_) | Error::Script(_) | Error::Runtime(_) => 1,
         }
     }
@@ -45,7 +46,7 @@ impl fmt::Display for Error {
             | Error::Script(m)
             | Error::Runtime(m)
             | Error::Threshold(m)
-            | Error::Interrupted(m) => f.write_str(m),
+            | Error::Interrupted(m, _) => f.write_str(m),
         }
     }
 }

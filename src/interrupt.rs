@@ -15,7 +15,7 @@
 //! (`fsutil` writes a temporary file and renames it).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 use tokio::sync::watch;
@@ -41,6 +41,9 @@ static PHASE: AtomicU8 = AtomicU8::new(Phase::Start as u8);
 
 /// Signals received so far.
 static COUNT: AtomicU32 = AtomicU32::new(0);
+
+/// The number of the first signal received (0: none yet).
+static FIRST: AtomicI32 = AtomicI32::new(0);
 
 /// The script's file as given, for the one-line messages.
 static SCRIPT: OnceLock<String> = OnceLock::new();
@@ -95,6 +98,7 @@ fn listen(ready: std::sync::mpsc::Sender<()>) {
 
 /// What one signal does (see the module's documentation).
 fn received(signo: i32) {
+    let _ = FIRST.compare_exchange(0, signo, Ordering::SeqCst, Ordering::SeqCst);
     let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
     let script = SCRIPT.get().map(String::as_str).unwrap_or("the script");
     let line = match phase() {
@@ -117,6 +121,17 @@ fn received(signo: i32) {
 fn quit(line: &str, code: i32) -> ! {
     eprintln!("loadgen: {line}");
     std::process::exit(code)
+}
+
+/// The exit code of a run that the first signal stopped and that then reported what it
+/// measured: 128 + that signal's number, as a shell reports a process the signal ended (130
+/// for SIGINT, 143 for SIGTERM); 130 when no signal came to this process (a saved result of an
+/// interrupted run, re-checked by `loadgen report`).
+pub fn exit_code() -> i32 {
+    match FIRST.load(Ordering::SeqCst) {
+        0 => 128 + libc::SIGINT,
+        s => 128 + s,
+    }
 }
 
 /// The main thread's phase now.

@@ -286,9 +286,10 @@ fn failures_explain_a_shortfall_and_no_success_exits_1() {
 }
 
 /// Issue 17.5: a run ended by SIGTERM (what `timeout`, CI runners and Kubernetes send)
-/// prints and writes what it measured, then exits 130, so a CI job never passes on it.
+/// prints and writes what it measured, then exits 143 (128 + SIGTERM), so a CI job never
+/// passes on it.
 #[test]
-fn an_interrupted_run_reports_then_exits_130() {
+fn an_interrupted_run_reports_then_exits_143() {
     let s = serve(&[]);
     let dir = tempfile::tempdir().unwrap();
     let j = dir.path().join("r.json");
@@ -306,7 +307,7 @@ fn an_interrupted_run_reports_then_exits_130() {
         Duration::from_millis(1500),
     );
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(130), "{text}{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(143), "{text}{}", stderr(&out));
     assert!(parse(&text).requests > 50, "{text}");
     assert!(
         stderr(&out).contains("interrupted after"),

@@ -150,8 +150,8 @@ pub fn finish(r: &RunResult, out: &Outputs) -> Result<i32> {
 }
 
 /// What a result means for the exit code, most important first: a failed threshold
-/// ([`Error::Threshold`], 3); an interrupted run ([`Error::Interrupted`], 130: its figures
-/// cover part of the run only); no successful (2xx or 3xx) response at all (1: a CI job must
+/// ([`Error::Threshold`], 3); an interrupted run ([`Error::Interrupted`], 128 + the signal:
+/// its figures cover part of the run only); no successful (2xx or 3xx) response at all (1: a CI job must
 /// not pass on a run in which nothing worked, thresholds or not); else success. A run stopped
 /// by a script error is reported as that error by the caller.
 pub fn verdict(r: &RunResult) -> Result<i32> {
@@ -160,10 +160,13 @@ pub fn verdict(r: &RunResult) -> Result<i32> {
     }
     let s = &r.summary;
     if s.interrupted {
-        return Err(Error::Interrupted(format!(
-            "interrupted after {:.2}s; the report covers the elapsed time only",
-            s.elapsed.as_secs_f64()
-        )));
+        return Err(Error::Interrupted(
+            format!(
+                "interrupted after {:.2}s; the report covers the elapsed time only",
+                s.elapsed.as_secs_f64()
+            ),
+            crate::interrupt::exit_code(),
+        ));
     }
     let st = &s.stats;
     if st.status_range(200, 400) == 0 && s.script_error.is_none() {
