@@ -61,15 +61,14 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     pub connections: String,
-    /// Duration of the test, e.g. 30s, 2m, 1h (a bare number is seconds)
+    /// Duration of the test, e.g. 30s, 2m, 1h (a bare number is seconds) [default: 10s]
     #[arg(
         short = 'd',
         long = "duration",
-        default_value = "10s",
         value_name = "T",
         allow_hyphen_values = true
     )]
-    pub duration: String,
+    pub duration: Option<String>,
     /// Number of worker threads
     #[arg(
         short = 't',
@@ -109,6 +108,23 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     pub rate: Option<String>,
+    /// Rate profile (open loop), k6's stages: DUR:RATE[,DUR:RATE...]. The rate moves linearly
+    /// from the previous target (the first from -R if given, else 0) to each stage's RATE over
+    /// its DUR; a 0s stage is a jump. The run lasts the stages' sum (not with -d)
+    #[arg(long = "stages", value_name = "STAGES", conflicts_with = "step")]
+    pub stages: Option<String>,
+    /// Step load: START+STEP/EVERY..END, e.g. 1000+500/30s..5000: START req/s for EVERY, then
+    /// STEP more every EVERY until END, which is held for EVERY too (not with -R or -d)
+    #[arg(long = "step", value_name = "SPEC")]
+    pub step: Option<String>,
+    /// How requests arrive within the rate: uniform (evenly spaced, wrk2's plan) or poisson
+    /// (exponential gaps at the rate, as independent users arrive; seeded by --seed)
+    #[arg(long = "arrivals", value_name = "KIND", default_value = "uniform", value_parser = ["uniform", "poisson"])]
+    pub arrivals: String,
+    /// Seed of the Poisson arrivals: the same seed gives the same plan [default: from the
+    /// clock, printed in the report and the JSON]
+    #[arg(long = "seed", value_name = "N")]
+    pub seed: Option<u64>,
     /// How requests wait for their intended send time: precise (timerfd, microseconds),
     /// coarse (the thread wakes once per --tick: a quarter of the CPU; requests leave in
     /// per-tick batches, up to a tick early, timed from their actual send), or auto: coarse
@@ -321,7 +337,89 @@ pub fn header(h: &str) -> Result<(String, String)> {
     Ok((k.to_string(), v.trim().to_string()))
 }
 
+/// Parses `--stages`: `DUR:RATE[,DUR:RATE...]`.
+pub fn stages(spec: &str) -> Result<Vec<crate::schedule::Stage>> {
+    let bad = |why: String| Error::Usage(format!("--stages {spec:?}: {why}"));
+    spec.split(',')
+        .map(|part| {
+            let (d, r) = part
+                .trim()
+                .split_once(':')
+                .ok_or_else(|| bad(format!("expected DUR:RATE, got {part:?}")))?;
+            let duration = parse_duration(d.trim()).map_err(|e| bad(e.to_string()))?;
+            let target = parse_count(r.trim()).map_err(|e| bad(e.to_string()))?;
+            if target < 0.0 {
+                return Err(bad(format!("a rate must be >= 0, got {r:?}")));
+            }
+            Ok(crate::schedule::Stage { duration, target })
+        })
+        .collect()
+}
+
+/// Parses `--step`: `START+STEP/EVERY..END` into stages: a jump to each rate, held for EVERY.
+pub fn step(spec: &str) -> Result<Vec<crate::schedule::Stage>> {
+    let bad = |why: &str| Error::Usage(format!("--step {spec:?}: {why} (e.g. 1000+500/30s..5000)"));
+    let (head, end) = spec.split_once("..").ok_or_else(|| bad("missing ..END"))?;
+    let (start, rest) = head.split_once('+').ok_or_else(|| bad("missing +STEP"))?;
+    let (inc, every) = rest.split_once('/').ok_or_else(|| bad("missing /EVERY"))?;
+    let num = |s: &str| parse_count(s.trim()).map_err(|e| bad(&e.to_string()));
+    let (start, inc, end) = (num(start)?, num(inc)?, num(end)?);
+    let every = parse_duration(every.trim()).map_err(|e| bad(&e.to_string()))?;
+    if start <= 0.0 || inc <= 0.0 || end < start {
+        return Err(bad("START and STEP must be > 0 and END >= START"));
+    }
+    if every.is_zero() {
+        return Err(bad("EVERY must be longer than 0s"));
+    }
+    let steps = ((end - start) / inc).floor() as u64 + 1;
+    if steps > 10_000 {
+        return Err(bad("more than 10000 steps"));
+    }
+    let mut out = Vec::new();
+    for i in 0..steps {
+        let rate = start + inc * i as f64;
+        out.push(crate::schedule::Stage {
+            duration: Duration::ZERO,
+            target: rate,
+        });
+        out.push(crate::schedule::Stage {
+            duration: every,
+            target: rate,
+        });
+    }
+    if start + inc * ((steps - 1) as f64) < end {
+        out.push(crate::schedule::Stage {
+            duration: Duration::ZERO,
+            target: end,
+        });
+        out.push(crate::schedule::Stage {
+            duration: every,
+            target: end,
+        });
+    }
+    Ok(out)
+}
+
 impl RunArgs {
+    /// The rate profile `--stages` or `--step` asks for, starting from `rate` (`-R`).
+    fn profile(&self, rate: Option<f64>) -> Result<Option<crate::schedule::Stages>> {
+        let (list, flag) = match (&self.stages, &self.step) {
+            (Some(s), _) => (stages(s)?, "--stages"),
+            (None, Some(s)) => {
+                if rate.is_some() {
+                    return Err(Error::Usage(
+                        "--step: not with -R (the step load sets its own start)".into(),
+                    ));
+                }
+                (step(s)?, "--step")
+            }
+            (None, None) => return Ok(None),
+        };
+        crate::schedule::Stages::new(rate.unwrap_or(0.0), list)
+            .map(Some)
+            .map_err(|e| Error::Usage(format!("{flag}: {e}")))
+    }
+
     /// Validates the flags into a [`Config`].
     pub fn to_config(&self) -> Result<Config> {
         let url = self
@@ -338,7 +436,9 @@ impl RunArgs {
                 c.connections, c.threads
             )));
         }
-        c.duration = duration(&self.duration, "-d/--duration")?;
+        if let Some(d) = &self.duration {
+            c.duration = duration(d, "-d/--duration")?;
+        }
         c.timeout = duration(&self.timeout, "--timeout")?;
         // tokio's timer, which enforces it, counts whole milliseconds.
         if c.timeout < std::time::Duration::from_millis(1) {
@@ -367,6 +467,38 @@ impl RunArgs {
             }
             c.rate = Some(RateProfile::Constant(rate));
         }
+        if let Some(profile) = self.profile(c.target_rate())? {
+            if self.duration.is_some() {
+                return Err(Error::Usage(
+                    "-d/--duration: not with --stages or --step, which set the run's length".into(),
+                ));
+            }
+            if profile.peak() > MAX_RATE {
+                return Err(Error::Usage(
+                    "--stages: at most 1G req/s (one request a nanosecond)".into(),
+                ));
+            }
+            c.duration = profile.duration();
+            c.rate = Some(RateProfile::Stages(profile));
+        }
+        if self.arrivals == "poisson" {
+            if c.rate.is_none() {
+                return Err(Error::Usage(
+                    "--arrivals poisson: needs a rate (-R, --stages or --step)".into(),
+                ));
+            }
+            let seed = self.seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+                    % 1_000_000_007
+            });
+            c.arrivals = crate::schedule::Arrivals::Poisson { seed };
+        } else if self.seed.is_some() {
+            return Err(Error::Usage(
+                "--seed: only with --arrivals poisson (uniform arrivals are not random)".into(),
+            ));
+        }
         if let Some(t) = &self.tick {
             if self.pacing == "precise" {
                 return Err(Error::Usage(
@@ -386,9 +518,8 @@ impl RunArgs {
             ("precise", _) | (_, None) => Pacing::Precise,
             // auto: a tick given asks for ticks.
             (_, Some(_)) if self.tick.is_some() => Pacing::Coarse,
-            (_, Some(RateProfile::Constant(rate))) => {
-                Pacing::auto(*rate, c.threads, c.connections, c.tick)
-            }
+            // A profile's pacing is chosen for its peak, the rate that costs most.
+            (_, Some(p)) => Pacing::auto(p.peak(), c.threads, c.connections, c.tick),
         };
         c.headers = self
             .headers

@@ -197,8 +197,11 @@ pub struct Config {
     pub connections: usize,
     /// Test length (`-d`).
     pub duration: Duration,
-    /// Open-loop rate (`-R`); `None` means closed loop at maximum throughput (wrk's mode).
+    /// Open-loop rate (`-R`, or a profile: `--stages`, `--step`); `None` means closed loop at
+    /// maximum throughput (wrk's mode).
     pub rate: Option<RateProfile>,
+    /// How requests arrive within the rate (`--arrivals`, `--seed`).
+    pub arrivals: crate::schedule::Arrivals,
     /// How connections wait for their planned send times (`--pacing`, with `auto` resolved).
     pub pacing: Pacing,
     /// Coarse pacing's tick (`--tick`).
@@ -237,6 +240,7 @@ impl Config {
             connections: 10,
             duration: Duration::from_secs(10),
             rate: None,
+            arrivals: crate::schedule::Arrivals::Uniform,
             pacing: Pacing::Precise,
             tick: Duration::from_nanos(crate::pacer::DEFAULT_TICK_NS),
             method: "GET".into(),
@@ -251,11 +255,26 @@ impl Config {
         }
     }
 
-    /// The target rate in requests per second, when open loop.
+    /// The target rate in requests per second, when open loop: with a profile, its mean over
+    /// the run (the planned count over the duration), which is what an achieved rate is
+    /// compared with.
     pub fn target_rate(&self) -> Option<f64> {
         self.rate.as_ref().map(|r| match r {
             RateProfile::Constant(r) => *r,
+            RateProfile::Stages(s) => s.total() / s.duration().as_secs_f64(),
         })
+    }
+
+    /// The highest planned rate, req/s, when open loop (a constant rate's own).
+    pub fn peak_rate(&self) -> Option<f64> {
+        self.rate.as_ref().map(RateProfile::peak)
+    }
+
+    /// Requests planned over the whole run, when open loop.
+    pub fn planned(&self) -> Option<f64> {
+        self.rate
+            .as_ref()
+            .map(|r| r.count_before(self.duration.as_nanos() as u64))
     }
 }
 

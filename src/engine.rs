@@ -674,7 +674,7 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
                 .config
                 .rate
                 .clone()
-                .map(|p| Plan::new(p, i, a.config.connections));
+                .map(|p| Plan::with_arrivals(p, a.config.arrivals, i, a.config.connections));
             let (ctx, c) = (ctx.clone(), a.connector.clone());
             // Scripts without request/response/delay hooks take the plain path too.
             let task = match script.as_ref().filter(|s| s.has_hooks()) {

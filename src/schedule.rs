@@ -9,13 +9,180 @@
 //!
 //! A connection that is behind its plan sends at once; the plan itself never moves, which is
 //! what makes the coordinated-omission correction (latency measured from the intended time)
-//! honest. `RateProfile` is the seam for rates that change over time (ramps, stages).
+//! honest. A [`RateProfile`] is a constant rate or stages (ramps, jumps, steps): slot `j` is
+//! due where the profile's cumulative count reaches `j`. With Poisson [`Arrivals`] each
+//! connection instead follows its own seeded Poisson process at `rate / C`.
 
 /// How the total request rate behaves over the run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RateProfile {
     /// A constant total rate in requests per second (must be > 0).
     Constant(f64),
+    /// A rate that moves linearly between targets over stages (`--stages`, `--step`).
+    Stages(Stages),
+}
+
+/// One stage of a profile: the rate moves linearly to `target` (req/s) over `duration`; a
+/// zero duration is a jump.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stage {
+    /// How long the stage lasts.
+    pub duration: std::time::Duration,
+    /// The rate at its end, req/s (>= 0).
+    pub target: f64,
+}
+
+/// A piecewise-linear rate profile: the stages as given, and the cumulative planned count at
+/// the start of each (so that slot `j`'s time is found by a binary search and one square
+/// root: the inverse of the count, a quadratic within a linear stage).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stages {
+    /// The rate at the start, req/s (the first stage moves from it).
+    start: f64,
+    /// The stages, in order.
+    stages: std::sync::Arc<[Stage]>,
+    /// One segment per stage of non-zero duration.
+    segs: std::sync::Arc<[Seg]>,
+}
+
+/// A stage as arithmetic: from `t0` (s) for `d` (s), the rate moves from `r0` to `r1`;
+/// `n0` requests were planned before it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Seg {
+    t0: f64,
+    d: f64,
+    r0: f64,
+    r1: f64,
+    n0: f64,
+}
+
+impl Seg {
+    /// Requests planned in this segment.
+    fn count(&self) -> f64 {
+        (self.r0 + self.r1) / 2.0 * self.d
+    }
+
+    /// Requests planned from the segment's start to `tau` seconds into it.
+    fn count_to(&self, tau: f64) -> f64 {
+        let a = (self.r1 - self.r0) / self.d;
+        self.r0 * tau + a * tau * tau / 2.0
+    }
+
+    /// Seconds into the segment at which `dn` requests have been planned (the count's
+    /// inverse), written to stay exact when the slope is small or negative.
+    fn time_to(&self, dn: f64) -> f64 {
+        let a = (self.r1 - self.r0) / self.d;
+        if a.abs() < 1e-12 {
+            return dn / self.r0;
+        }
+        let disc = (self.r0 * self.r0 + 2.0 * a * dn).max(0.0);
+        2.0 * dn / (self.r0 + disc.sqrt())
+    }
+}
+
+impl Stages {
+    /// A profile starting at `start` req/s through `stages`. Fails (with a message) when a
+    /// rate is negative or not finite, or when the profile plans no request at all.
+    pub fn new(start: f64, stages: Vec<Stage>) -> Result<Stages, String> {
+        if !(start.is_finite() && start >= 0.0) {
+            return Err(format!("the start rate {start} must be >= 0"));
+        }
+        let (mut t, mut n, mut r) = (0.0f64, 0.0f64, start);
+        let mut segs = Vec::new();
+        for st in &stages {
+            if !(st.target.is_finite() && st.target >= 0.0) {
+                return Err(format!("the rate {} must be >= 0", st.target));
+            }
+            let d = st.duration.as_secs_f64();
+            if d > 0.0 {
+                let seg = Seg {
+                    t0: t,
+                    d,
+                    r0: r,
+                    r1: st.target,
+                    n0: n,
+                };
+                n += seg.count();
+                t += d;
+                segs.push(seg);
+            }
+            r = st.target;
+        }
+        if stages.is_empty() || t <= 0.0 {
+            return Err("the stages last no time".into());
+        }
+        if n < 1.0 {
+            return Err("the stages plan less than one request".into());
+        }
+        Ok(Stages {
+            start,
+            stages: stages.into(),
+            segs: segs.into(),
+        })
+    }
+
+    /// The rate at the start, req/s.
+    pub fn start(&self) -> f64 {
+        self.start
+    }
+
+    /// The stages as given.
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+
+    /// The stages' total length.
+    pub fn duration(&self) -> std::time::Duration {
+        self.stages.iter().map(|s| s.duration).sum()
+    }
+
+    /// Requests planned over the whole profile.
+    pub fn total(&self) -> f64 {
+        self.segs.last().map_or(0.0, |s| s.n0 + s.count())
+    }
+
+    /// The highest rate anywhere in the profile, req/s.
+    pub fn peak(&self) -> f64 {
+        self.stages
+            .iter()
+            .map(|s| s.target)
+            .fold(self.start, f64::max)
+    }
+
+    /// The rate after the end (the last stage's target): the plan goes on at it, though no
+    /// slot after the end is ever sent.
+    fn last_rate(&self) -> f64 {
+        self.stages.last().map_or(self.start, |s| s.target)
+    }
+
+    /// Requests planned before `t` seconds.
+    fn count_at(&self, t: f64) -> f64 {
+        let i = self.segs.partition_point(|s| s.t0 + s.d <= t);
+        match self.segs.get(i) {
+            Some(s) => s.n0 + s.count_to((t - s.t0).max(0.0)),
+            None => {
+                let end = self.segs.last().map_or(0.0, |s| s.t0 + s.d);
+                self.total() + self.last_rate() * (t - end).max(0.0)
+            }
+        }
+    }
+
+    /// Seconds at which `x` requests have been planned.
+    fn time_at(&self, x: f64) -> f64 {
+        let i = self.segs.partition_point(|s| s.n0 + s.count() <= x);
+        match self.segs.get(i) {
+            Some(s) => s.t0 + s.time_to(x - s.n0),
+            None => {
+                let end = self.segs.last().map_or(0.0, |s| s.t0 + s.d);
+                let r = self.last_rate();
+                if r > 0.0 {
+                    end + (x - self.total()) / r
+                } else {
+                    f64::INFINITY
+                }
+            }
+        }
+    }
 }
 
 impl RateProfile {
@@ -24,29 +191,147 @@ impl RateProfile {
     pub fn time_of(&self, j: u64) -> u64 {
         match self {
             RateProfile::Constant(rate) => (j as f64 * (1e9 / rate)) as u64,
+            RateProfile::Stages(_) => self.time_at_count(j as f64),
+        }
+    }
+
+    /// Nanoseconds after `t0` at which `x` (a real number) requests have been planned: the
+    /// inverse of the profile's cumulative count. Saturates at `u64::MAX` (never).
+    #[inline]
+    pub fn time_at_count(&self, x: f64) -> u64 {
+        match self {
+            RateProfile::Constant(rate) => (x * (1e9 / rate)) as u64,
+            RateProfile::Stages(s) => {
+                let t = s.time_at(x) * 1e9;
+                if t >= u64::MAX as f64 {
+                    u64::MAX
+                } else {
+                    t as u64
+                }
+            }
+        }
+    }
+
+    /// Requests planned in `[0, t_ns)`, as a real number (the cumulative count).
+    pub fn count_before(&self, t_ns: u64) -> f64 {
+        match self {
+            RateProfile::Constant(rate) => t_ns as f64 * rate / 1e9,
+            RateProfile::Stages(s) => s.count_at(t_ns as f64 / 1e9),
+        }
+    }
+
+    /// Requests planned in `[a_ns, b_ns)`.
+    pub fn count_between(&self, a_ns: u64, b_ns: u64) -> f64 {
+        (self.count_before(b_ns) - self.count_before(a_ns)).max(0.0)
+    }
+
+    /// The highest rate of the profile, req/s.
+    pub fn peak(&self) -> f64 {
+        match self {
+            RateProfile::Constant(r) => *r,
+            RateProfile::Stages(s) => s.peak(),
         }
     }
 
     /// Number of global slots due before `t_ns`: the least `j` with `time_of(j) >= t_ns`.
-    /// Exact (agrees with `time_of` at every boundary), in O(1).
+    /// Exact (agrees with `time_of` at every boundary); O(1) for a constant rate.
     pub fn slots_before(&self, t_ns: u64) -> u64 {
-        match self {
-            RateProfile::Constant(rate) => {
-                // The estimate is off by a rounding step at most; `time_of` settles it.
-                let mut j = (t_ns as f64 * rate / 1e9).ceil() as u64;
-                while j > 0 && self.time_of(j - 1) >= t_ns {
-                    j -= 1;
-                }
-                while self.time_of(j) < t_ns {
-                    j += 1;
-                }
-                j
-            }
+        // The estimate is off by a rounding step at most; `time_of` settles it.
+        let mut j = self.count_before(t_ns).ceil().min(u64::MAX as f64 / 2.0) as u64;
+        while j > 0 && self.time_of(j - 1) >= t_ns {
+            j -= 1;
         }
+        while self.time_of(j) < t_ns {
+            j += 1;
+        }
+        j
     }
 }
 
-/// One connection's plan: its slice of the global slot sequence.
+/// How requests arrive within the rate: evenly spaced (wrk2's plan) or as a Poisson process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Arrivals {
+    /// Evenly spaced slots, staggered over the connections (the default).
+    #[default]
+    Uniform,
+    /// Exponential gaps at the (possibly changing) rate, from one seeded sequence per run:
+    /// the seed reproduces the plan exactly.
+    Poisson {
+        /// The run's seed (`--seed`).
+        seed: u64,
+    },
+}
+
+/// One connection's Poisson arrivals: its own process at `rate / C`, so that the
+/// connections' union is a Poisson process at the profile's rate. Arrival `k` is where the
+/// profile's count reaches `C · (E_0 + … + E_k)` for unit exponential draws `E`, each a pure
+/// function of (seed, connection, k); their sum is kept in fixed point (2^-32 units), so
+/// that walking the plan backwards or forwards gives exactly the same times whatever the
+/// order the driver asks for them in.
+#[derive(Debug, Clone)]
+struct PoissonPlan {
+    /// Draw stream of this connection (from the run's seed and the connection's index).
+    stream: u64,
+    /// `C`, the connection count.
+    connections: f64,
+    /// The last arrival computed and the sum of draws through it (fixed point).
+    cursor: std::cell::Cell<(u64, u64)>,
+}
+
+/// Fixed-point scale of the summed draws.
+const DRAW_ONE: f64 = 4_294_967_296.0;
+
+/// splitmix64's output function: a well-mixed 64-bit value from any input.
+#[inline]
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl PoissonPlan {
+    fn new(seed: u64, index: u64, connections: usize) -> PoissonPlan {
+        let p = PoissonPlan {
+            stream: mix(seed ^ mix(index)),
+            connections: connections as f64,
+            cursor: std::cell::Cell::new((0, 0)),
+        };
+        p.cursor.set((0, p.draw(0)));
+        p
+    }
+
+    /// Unit exponential draw `k`, in fixed point.
+    #[inline]
+    fn draw(&self, k: u64) -> u64 {
+        let u = ((mix(self.stream ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03)) >> 11) as f64 + 0.5)
+            * (1.0 / (1u64 << 53) as f64);
+        (-u.ln() * DRAW_ONE).round() as u64
+    }
+
+    /// The sum of draws 0..=k, walking from the cursor.
+    fn sum(&self, k: u64) -> u64 {
+        let (mut at, mut sum) = self.cursor.get();
+        while at < k {
+            at += 1;
+            sum = sum.saturating_add(self.draw(at));
+        }
+        while at > k {
+            sum -= self.draw(at);
+            at -= 1;
+        }
+        self.cursor.set((at, sum));
+        sum
+    }
+
+    fn intended_ns(&self, profile: &RateProfile, k: u64) -> u64 {
+        let units = self.sum(k) as f64 / DRAW_ONE;
+        profile.time_at_count(units * self.connections)
+    }
+}
+
+/// One connection's plan: its slice of the global slot sequence (uniform arrivals), or its
+/// own Poisson process (Poisson arrivals).
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// Index of the first slot this plan owns (the connection's global index).
@@ -55,30 +340,67 @@ pub struct Plan {
     stride: u64,
     /// The shared rate profile.
     profile: RateProfile,
+    /// Poisson arrivals' state; `None` for uniform ones.
+    poisson: Option<PoissonPlan>,
 }
 
 impl Plan {
-    /// The plan of connection `index` out of `connections`, sharing `profile`.
+    /// The uniform plan of connection `index` out of `connections`, sharing `profile`.
     pub fn new(profile: RateProfile, index: usize, connections: usize) -> Plan {
+        Plan::with_arrivals(profile, Arrivals::Uniform, index, connections)
+    }
+
+    /// The plan of connection `index` out of `connections`, sharing `profile`, with
+    /// `arrivals`.
+    pub fn with_arrivals(
+        profile: RateProfile,
+        arrivals: Arrivals,
+        index: usize,
+        connections: usize,
+    ) -> Plan {
         assert!(connections > 0 && index < connections);
         Plan {
             first: index as u64,
             stride: connections as u64,
             profile,
+            poisson: match arrivals {
+                Arrivals::Uniform => None,
+                Arrivals::Poisson { seed } => {
+                    Some(PoissonPlan::new(seed, index as u64, connections))
+                }
+            },
         }
     }
 
     /// Nanoseconds after `t0` at which this plan's `k`-th request is intended.
     #[inline]
     pub fn intended_ns(&self, k: u64) -> u64 {
-        self.profile.time_of(self.first + k * self.stride)
+        match &self.poisson {
+            None => self.profile.time_of(self.first + k * self.stride),
+            Some(p) => p.intended_ns(&self.profile, k),
+        }
     }
 
     /// Number of this plan's requests intended before `t_ns`: the least `k` with
     /// `intended_ns(k) >= t_ns`.
     pub fn slots_before(&self, t_ns: u64) -> u64 {
-        let global = self.profile.slots_before(t_ns);
-        global.saturating_sub(self.first).div_ceil(self.stride)
+        match &self.poisson {
+            None => {
+                let global = self.profile.slots_before(t_ns);
+                global.saturating_sub(self.first).div_ceil(self.stride)
+            }
+            Some(p) => {
+                // A walk from the cursor: each step is one draw.
+                let mut k = p.cursor.get().0;
+                while k > 0 && self.intended_ns(k - 1) >= t_ns {
+                    k -= 1;
+                }
+                while self.intended_ns(k) < t_ns {
+                    k += 1;
+                }
+                k
+            }
+        }
     }
 }
 
