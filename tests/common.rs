@@ -250,8 +250,9 @@ pub fn parse(text: &str) -> Report {
             r.seconds = time_us(it.next().unwrap().trim_end_matches(',')) / 1e6;
         } else if let Some(rest) = t.strip_prefix("Socket errors: ") {
             for part in rest.split(", ") {
+                // "read 200 (invalid response: no HTTP status line)": the count, then reasons.
                 let (k, v) = part.split_once(' ').unwrap();
-                let v: u64 = v.parse().unwrap();
+                let v: u64 = v.split(' ').next().unwrap().parse().unwrap();
                 match k {
                     "connect" => r.connect = v,
                     "read" => r.read = v,

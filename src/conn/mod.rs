@@ -6,7 +6,10 @@
 //! thread's [`Stats`] behind a `RefCell` (never borrowed across an `.await`), the prebuilt
 //! request bytes, and the connection's own read buffer. No locks, no atomics, no allocation.
 
+pub mod chunked;
 pub mod connect;
+pub mod error;
+mod head;
 pub mod hooks;
 pub mod http1;
 pub mod rxtime;
@@ -580,8 +583,9 @@ where
                     out.left -= 1;
                     keep &= !head.close;
                 }
-                Some(Err(_)) => {
+                Some(Err(e)) => {
                     stats.error(done, |e| &mut e.read);
+                    stats.errors.read_reasons.count(e.reason());
                     return (Next::Reconnect, n);
                 }
                 None => {
