@@ -7,5 +7,6 @@ mod accuracy;
 mod common;
 mod core;
 mod docs;
+mod edges;
 mod lua;
 mod results;

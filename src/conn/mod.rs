@@ -13,6 +13,7 @@ mod head;
 pub mod hooks;
 pub mod http1;
 pub mod rxtime;
+pub mod verify;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;

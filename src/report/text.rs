@@ -338,6 +338,30 @@ mod tests {
         }
     }
 
+    /// Read errors list their reasons, most frequent first, without commas.
+    #[test]
+    fn read_errors_list_their_reasons() {
+        use crate::conn::error::ReadReason;
+        let mut e = crate::record::Errors {
+            read: 3,
+            ..Default::default()
+        };
+        assert_eq!(super::read_errors(&e), "3");
+        e.read_reasons.add(ReadReason::StatusLine, 3);
+        assert_eq!(
+            super::read_errors(&e),
+            "3 (invalid response: no HTTP status line)"
+        );
+        e.read = 30;
+        e.read_reasons.add(ReadReason::Closed, 20);
+        e.read_reasons.add(ReadReason::Tls, 7);
+        assert_eq!(
+            super::read_errors(&e),
+            "30 (20 connection closed before the response was complete; 7 TLS error; \
+             3 invalid response: no HTTP status line)"
+        );
+    }
+
     fn text(s: &Summary) -> String {
         notes(s).join("\n")
     }
