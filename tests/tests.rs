@@ -9,4 +9,6 @@ mod core;
 mod docs;
 mod edges;
 mod lua;
+mod props;
+mod props_input;
 mod results;

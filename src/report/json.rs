@@ -599,6 +599,7 @@ pub fn from_document(d: Document) -> Result<RunResult> {
             d.version
         )));
     }
+    super::json_limits::check(&d).map_err(bad)?;
     let c = &d.config;
     let mut config = Config::new(Target::parse(&c.url)?);
     config.threads = c.threads;
