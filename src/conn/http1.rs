@@ -1,9 +1,9 @@
 //! HTTP/1.1 response reading for the client side, written by hand on purpose: this is the
 //! generator's hot path. hyper's client cannot pipeline, allocates a `Response` and a header map
 //! per request, and hides the byte-level timing we measure; here a response is parsed in place
-//! (the head by [`head`], a chunked body by [`super::chunked`]) without copying or allocating,
-//! and the body is counted and discarded unless a script asks for it. This module owns the
-//! connection's read buffer and the loop that fills it until a response is complete.
+//! (its head by `conn::head`, a chunked body by [`super::chunked`]) without copying or
+//! allocating, and the body is counted and discarded unless a script asks for it. This module
+//! owns the connection's read buffer and the loop that fills it until a response is complete.
 
 use super::chunked::ChunkedDecoder;
 pub use super::error::ReadError;
