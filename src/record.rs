@@ -10,6 +10,7 @@ use std::ops::AddAssign;
 
 use hdrhistogram::Histogram;
 
+use crate::conn::error::ReadReasons;
 use crate::timeline::Timeline;
 
 /// Highest trackable latency in µs (24 hours, as wrk2).
@@ -40,6 +41,9 @@ pub struct Errors {
     pub timeout: u64,
     /// Responses whose status was outside 2xx/3xx.
     pub status: u64,
+    /// The `read` errors by reason (they add up to `read`, except in results read from files
+    /// written before reasons were kept).
+    pub read_reasons: ReadReasons,
 }
 
 impl Errors {
@@ -57,6 +61,7 @@ impl AddAssign<&Errors> for Errors {
         self.write += o.write;
         self.timeout += o.timeout;
         self.status += o.status;
+        self.read_reasons += &o.read_reasons;
     }
 }
 

@@ -10,5 +10,8 @@ mod core;
 mod docs;
 mod edges;
 mod lua;
+mod parsing;
+mod props;
+mod props_input;
 mod results;
 mod stuck;

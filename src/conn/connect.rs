@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::rxtime::{self, TimedRead};
+use super::verify::{NoVerify, OwnCerts};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -57,13 +58,40 @@ impl Connector for Tls {
     type Stream = tokio_rustls::client::TlsStream<rxtime::Stamped>;
     async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
         let s = rxtime::Stamped::new(tcp(addr).await?);
-        self.connector.connect(self.name.clone(), s).await
+        self.connector
+            .connect(self.name.clone(), s)
+            .await
+            .map_err(handshake_error)
     }
 }
 
+/// A failed handshake's error, said so that a person can act on it where rustls's words
+/// would not tell them what to do.
+#[cold]
+fn handshake_error(e: io::Error) -> io::Error {
+    use rustls::{CertificateError, InvalidMessage};
+    let hint = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        // The first byte back was no TLS record type: "HTTP/1.1 400 ..." from a plain server.
+        Some(rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType)) => {
+            "the server did not answer with TLS (it may speak plain HTTP: try http://)"
+        }
+        Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+            "invalid peer certificate: issued by an unknown CA (give it with --cacert FILE, or \
+             skip verification with --insecure)"
+        }
+        _ if e.kind() == io::ErrorKind::UnexpectedEof => {
+            "the server closed the connection during the TLS handshake (does it speak TLS on \
+             this port? try http://)"
+        }
+        _ => return e,
+    };
+    io::Error::new(e.kind(), hint)
+}
+
 impl Tls {
-    /// Builds the TLS client from the configuration: webpki roots plus `--cacert`, or no
-    /// verification at all with `--insecure`.
+    /// Builds the TLS client from the configuration: webpki roots plus `--cacert` (a
+    /// `--cacert` certificate may also be the server's own: [`OwnCerts`]), or no verification
+    /// at all with `--insecure`.
     pub fn new(config: &Config) -> Result<Tls> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -78,6 +106,7 @@ impl Tls {
             let mut roots = rustls::RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             };
+            let mut own = Vec::new();
             if let Some(path) = &config.cacert {
                 let pem = std::fs::read(path).map_err(|e| {
                     Error::Usage(format!("cannot read --cacert {}: {e}", path.display()))
@@ -87,9 +116,10 @@ impl Tls {
                     let cert = cert.map_err(|e| {
                         Error::Usage(format!("bad certificate in {}: {e}", path.display()))
                     })?;
-                    roots.add(cert).map_err(|e| {
+                    roots.add(cert.clone()).map_err(|e| {
                         Error::Usage(format!("bad certificate in {}: {e}", path.display()))
                     })?;
+                    own.push(cert);
                     n += 1;
                 }
                 if n == 0 {
@@ -99,7 +129,12 @@ impl Tls {
                     )));
                 }
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            let verifier = OwnCerts::new(roots, own, provider)
+                .map_err(|e| Error::Runtime(format!("TLS set-up: {e}")))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth()
         };
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let name = ServerName::try_from(config.target.host.clone()).map_err(|e| {
@@ -112,54 +147,5 @@ impl Tls {
             connector: tokio_rustls::TlsConnector::from(Arc::new(tls)),
             name,
         })
-    }
-}
-
-/// `--insecure`: accepts any certificate but still checks handshake signatures.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -1,173 +1,23 @@
 //! HTTP/1.1 response reading for the client side, written by hand on purpose: this is the
 //! generator's hot path. hyper's client cannot pipeline, allocates a `Response` and a header map
 //! per request, and hides the byte-level timing we measure; here a response is parsed in place
-//! (httparse for the head, a small state machine for chunked bodies) without copying or
-//! allocating, and the body is counted and discarded unless a script asks for it. A head that
-//! repeats the thread's previous one byte for byte is recognised without a parse (`HeadMemo`).
+//! (its head by `conn::head`, a chunked body by [`super::chunked`]) without copying or
+//! allocating, and the body is counted and discarded unless a script asks for it. This module
+//! owns the connection's read buffer and the loop that fills it until a response is complete.
 
+use super::chunked::ChunkedDecoder;
+pub use super::error::ReadError;
+use super::error::ReadReason;
+pub use super::head::ResponseHead;
+use super::head::{self, Framing, Parsed};
 use super::rxtime::TimedRead;
 
-/// What went wrong while reading a response.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// The socket failed.
-    #[error("read: {0}")]
-    Io(#[from] std::io::Error),
-    /// The peer closed the connection before the response was complete.
-    #[error("connection closed before the response was complete")]
-    Closed,
-    /// The bytes were not a valid HTTP/1.x response.
-    #[error("invalid HTTP response: {0}")]
-    Invalid(&'static str),
-}
-
-/// The parts of a response the connection driver needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponseHead {
-    /// Status code.
-    pub status: u16,
-    /// The server asked to close the connection (or spoke HTTP/1.0 without keep-alive).
-    pub close: bool,
-}
-
-/// How the body of a response is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    None,
-    Length(u64),
-    Chunked,
-    UntilClose,
-}
-
-/// Decoder state for `Transfer-Encoding: chunked`, fed arbitrary slices of the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Chunked {
-    /// Reading the hex size (and any extension) up to CRLF.
-    #[default]
-    Size,
-    /// Skipping an extension after the size, up to LF.
-    SizeLine,
-    /// Inside a chunk's data with this many bytes left.
-    Data(u64),
-    /// Expecting the CRLF after a chunk's data.
-    DataEnd,
-    /// After the last (zero) chunk: reading trailer lines until an empty one.
-    Trailer { line_len: usize },
-    /// Complete.
-    Done,
-}
-
-/// Progress of [`ChunkedDecoder::feed`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ChunkedDecoder {
-    state: Chunked,
-    size: u64,
-    digits: u8,
-}
-
-impl ChunkedDecoder {
-    /// Feeds bytes; returns how many were consumed. The body is complete when
-    /// [`ChunkedDecoder::done`] is true (consumed bytes past that point are not taken).
-    /// `data` receives each run of body bytes, for callers that want the body.
-    pub fn feed(&mut self, buf: &[u8], mut data: impl FnMut(&[u8])) -> Result<usize, ReadError> {
-        let mut i = 0;
-        while i < buf.len() {
-            match self.state {
-                Chunked::Size => {
-                    let b = buf[i];
-                    i += 1;
-                    match b {
-                        b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
-                            let d = (b as char).to_digit(16).unwrap() as u64;
-                            self.digits += 1;
-                            if self.digits > 15 {
-                                return Err(ReadError::Invalid("chunk size too large"));
-                            }
-                            self.size = self.size * 16 + d;
-                        }
-                        b'\r' | b';' | b' ' | b'\t' => self.state = Chunked::SizeLine,
-                        b'\n' => self.end_size_line()?,
-                        _ => return Err(ReadError::Invalid("bad chunk size")),
-                    }
-                }
-                Chunked::SizeLine => {
-                    if buf[i] == b'\n' {
-                        self.end_size_line()?;
-                    }
-                    i += 1;
-                }
-                Chunked::Data(left) => {
-                    let n = (left as usize).min(buf.len() - i);
-                    data(&buf[i..i + n]);
-                    i += n;
-                    let left = left - n as u64;
-                    self.state = if left == 0 {
-                        Chunked::DataEnd
-                    } else {
-                        Chunked::Data(left)
-                    };
-                }
-                Chunked::DataEnd => {
-                    match buf[i] {
-                        b'\r' => {}
-                        b'\n' => self.state = Chunked::Size,
-                        _ => return Err(ReadError::Invalid("missing CRLF after chunk")),
-                    }
-                    i += 1;
-                }
-                Chunked::Trailer { line_len } => {
-                    let b = buf[i];
-                    i += 1;
-                    match b {
-                        b'\n' if line_len == 0 => {
-                            self.state = Chunked::Done;
-                            return Ok(i);
-                        }
-                        b'\n' => self.state = Chunked::Trailer { line_len: 0 },
-                        b'\r' => {}
-                        _ => {
-                            self.state = Chunked::Trailer {
-                                line_len: line_len + 1,
-                            }
-                        }
-                    }
-                }
-                Chunked::Done => return Ok(i),
-            }
-        }
-        Ok(i)
-    }
-
-    fn end_size_line(&mut self) -> Result<(), ReadError> {
-        if self.digits == 0 {
-            return Err(ReadError::Invalid("empty chunk size"));
-        }
-        self.state = if self.size == 0 {
-            Chunked::Trailer { line_len: 0 }
-        } else {
-            Chunked::Data(self.size)
-        };
-        self.size = 0;
-        self.digits = 0;
-        Ok(())
-    }
-
-    /// Whether the terminating chunk and trailers have been read.
-    pub fn done(&self) -> bool {
-        self.state == Chunked::Done
-    }
-}
-
-/// Headers parsed per response; responses with more are refused.
-const MAX_HEADERS: usize = 100;
 /// Initial read buffer size per connection: small, so that `-c 10000` stays small; a buffer
 /// that a read fills completely doubles, up to `MAX_READ_BUF`, so large bodies are still read in
 /// few system calls.
 const INITIAL_BUF: usize = 1024;
-/// Largest buffer growth for reading bodies (head growth beyond this is allowed up to MAX_HEAD).
+/// Largest buffer growth for reading bodies (a head may grow it further, up to `MAX_HEAD`).
 const MAX_READ_BUF: usize = 64 * 1024;
-/// Refuse response heads larger than this.
-const MAX_HEAD: usize = 1024 * 1024;
 
 /// A connection's read buffer and response parser. Bytes that follow a complete response stay
 /// in the buffer for the next one (pipelining).
@@ -280,59 +130,21 @@ impl ResponseReader {
         // Head.
         let (head, framing) = loop {
             if self.start < self.end {
-                // The same head as this thread's last one means the same: no parse.
-                if !sink.wants() {
-                    if let Some((len, head, framing)) =
-                        memo_lookup(&self.buf[self.start..self.end], head_request)
-                    {
+                match head::parse(&self.buf[self.start..self.end], head_request, sink)? {
+                    Parsed::Final { len, head, framing } => {
                         self.start += len;
                         break (head, framing);
                     }
-                }
-                // Left uninitialised: httparse writes the headers it finds (zeroing 3 KB of
-                // header slots for every response would cost more than parsing it).
-                let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
-                let mut resp = httparse::Response::new(&mut []);
-                let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
-                    &mut resp,
-                    &self.buf[self.start..self.end],
-                    &mut headers,
-                );
-                match parsed {
-                    Ok(httparse::Status::Complete(len)) => {
-                        let status = resp.code.unwrap_or(0);
-                        // An interim response (100 Continue, 103 Early Hints) comes before the
-                        // request's final one: skip it. 101 ends HTTP/1.1 on the connection,
-                        // so it is final.
-                        if (100..200).contains(&status) && status != 101 {
-                            self.start += len;
-                            continue;
-                        }
-                        let (head, framing) = interpret(&resp, head_request)?;
-                        if sink.wants() {
-                            sink.head(status, resp.headers);
-                        } else {
-                            memo_store(
-                                &self.buf[self.start..self.start + len],
-                                head_request,
-                                head,
-                                framing,
-                            );
-                        }
+                    Parsed::Interim(len) => {
                         self.start += len;
-                        break (head, framing);
+                        continue;
                     }
-                    Ok(httparse::Status::Partial) => {
-                        if self.end - self.start > MAX_HEAD {
-                            return Err(ReadError::Invalid("response head too large"));
-                        }
-                    }
-                    Err(_) => return Err(ReadError::Invalid("malformed response head")),
+                    Parsed::Partial => {}
                 }
             }
             let n = self.fill(io).await?;
             if n == 0 {
-                return Err(ReadError::Closed);
+                return Err(ReadReason::Closed.into());
             }
             *bytes += n as u64;
         };
@@ -351,7 +163,7 @@ impl ResponseReader {
                 }
                 let n = self.fill(io).await?;
                 if n == 0 {
-                    return Err(ReadError::Closed);
+                    return Err(ReadReason::Closed.into());
                 }
                 *bytes += n as u64;
             },
@@ -369,7 +181,7 @@ impl ResponseReader {
                     }
                     let n = self.fill(io).await?;
                     if n == 0 {
-                        return Err(ReadError::Closed);
+                        return Err(ReadReason::Closed.into());
                     }
                     *bytes += n as u64;
                 }
@@ -390,117 +202,10 @@ impl ResponseReader {
     }
 }
 
-/// Longest response head the memo keeps (nginx's are about 250 bytes).
-const MEMO_MAX: usize = 512;
-
-/// The last response head this thread parsed, byte for byte, and what it meant. A server
-/// answering the same request sends the same head again and again, except when its `Date`
-/// changes once a second; and httparse's verdict on a complete head depends on nothing but the
-/// head's bytes. So a buffer that starts with exactly these bytes holds a complete head of the
-/// same meaning, found by one comparison instead of a parse of every header (the parse and
-/// [`interpret`] were about a third of the generator's user-space instructions per request,
-/// callgrind against nginx). Per thread, not per connection: the connections of a thread share
-/// the request, and `-c 10000` stays small. A script that wants the headers bypasses it.
-struct HeadMemo {
-    bytes: [u8; MEMO_MAX],
-    /// Length of the memorised head; 0: none yet.
-    len: usize,
-    head_request: bool,
-    head: ResponseHead,
-    framing: Framing,
-}
-
-thread_local! {
-    static MEMO: std::cell::RefCell<HeadMemo> = const {
-        std::cell::RefCell::new(HeadMemo {
-            bytes: [0; MEMO_MAX],
-            len: 0,
-            head_request: false,
-            head: ResponseHead { status: 0, close: false },
-            framing: Framing::None,
-        })
-    };
-}
-
-/// The memorised head's length and meaning, if `buf` starts with it (for a request of the same
-/// kind: a response to HEAD has no body whatever its headers say).
-#[inline]
-fn memo_lookup(buf: &[u8], head_request: bool) -> Option<(usize, ResponseHead, Framing)> {
-    MEMO.with_borrow(|m| {
-        let len = m.len;
-        (len > 0
-            && m.head_request == head_request
-            && buf.len() >= len
-            && buf[..len] == m.bytes[..len])
-            .then_some((len, m.head, m.framing))
-    })
-}
-
-/// Memorises a head just parsed as complete, and its meaning.
-fn memo_store(bytes: &[u8], head_request: bool, head: ResponseHead, framing: Framing) {
-    if bytes.len() > MEMO_MAX {
-        return;
-    }
-    MEMO.with_borrow_mut(|m| {
-        m.bytes[..bytes.len()].copy_from_slice(bytes);
-        m.len = bytes.len();
-        m.head_request = head_request;
-        m.head = head;
-        m.framing = framing;
-    });
-}
-
-fn interpret(
-    resp: &httparse::Response<'_, '_>,
-    head_request: bool,
-) -> Result<(ResponseHead, Framing), ReadError> {
-    let status = resp.code.unwrap_or(0);
-    let http10 = resp.version == Some(0);
-    let mut length: Option<u64> = None;
-    let mut chunked = false;
-    let mut close = http10;
-    for h in resp.headers.iter() {
-        let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let v = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or(ReadError::Invalid("bad Content-Length"))?;
-            length = Some(v);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            chunked = h
-                .value
-                .rsplit(|&b| b == b',')
-                .next()
-                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for tok in h.value.split(|&b| b == b',') {
-                let tok = tok.trim_ascii();
-                if tok.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if tok.eq_ignore_ascii_case(b"keep-alive") {
-                    close = false;
-                }
-            }
-        }
-    }
-    let framing = if head_request || (100..200).contains(&status) || status == 204 || status == 304
-    {
-        Framing::None
-    } else if chunked {
-        Framing::Chunked
-    } else if let Some(n) = length {
-        Framing::Length(n)
-    } else {
-        close = true;
-        Framing::UntilClose
-    };
-    Ok((ResponseHead { status, close }, framing))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conn::error::MAX_HEAD;
 
     /// Reads `n` responses from `input`, delivered in 7-byte pieces to exercise partial reads;
     /// `head`: they answer HEAD requests.
@@ -645,18 +350,6 @@ mod tests {
     }
 
     #[test]
-    fn chunked_decoder_collects_data() {
-        let mut d = ChunkedDecoder::default();
-        let mut got = Vec::new();
-        let input = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nNEXT";
-        let used = d.feed(input, |b| got.extend_from_slice(b)).unwrap();
-        assert!(d.done());
-        assert_eq!(&input[used..], b"NEXT");
-        assert_eq!(got, b"abcde");
-        assert!(ChunkedDecoder::default().feed(b"zz\r\n", |_| {}).is_err());
-    }
-
-    #[test]
     fn head_responses_and_close_delimited() {
         let head =
             b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nHTTP/1.0 200 OK\r\n\r\nuntil close";
@@ -684,6 +377,125 @@ mod tests {
         for r in [read_all(input, false, 2), read_seq(input, &[false, false])] {
             let status: Vec<u16> = r.iter().map(|h| h.as_ref().unwrap().status).collect();
             assert_eq!(status, [201, 404]);
+        }
+    }
+
+    /// A head with `fields` header fields, each `pad` bytes of value, and a 2-byte body.
+    fn many_fields(fields: usize, pad: usize) -> String {
+        let mut s = String::from("HTTP/1.1 200 OK\r\n");
+        for i in 0..fields {
+            s.push_str(&format!("X-Field-{i}: {}\r\n", "v".repeat(pad)));
+        }
+        s + "Content-Length: 2\r\n\r\nok"
+    }
+
+    /// The reasons the reads of `input` (one response per entry of `head_requests`, in
+    /// pieces of `piece` bytes) failed with, or their statuses.
+    fn outcomes(input: &[u8], piece: usize, n: usize) -> Vec<Result<u16, ReadReason>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut mock = tokio_test_reader(input, piece);
+            let mut r = ResponseReader::new();
+            let mut out = Vec::new();
+            for _ in 0..n {
+                let res = r
+                    .read_response(&mut mock, false, &mut 0, &mut Discard)
+                    .await;
+                out.push(res.map(|h| h.status).map_err(|e| e.reason()));
+            }
+            out
+        })
+    }
+
+    /// Any number of fields is read, within the head's size limit; past it the error names
+    /// the limit.
+    #[test]
+    fn heads_with_many_fields_or_many_bytes() {
+        for (fields, pad) in [(150, 1), (300, 8), (1000, 1), (64, 1024)] {
+            let one = many_fields(fields, pad);
+            let two = format!("{one}{one}");
+            for piece in [7, 4096, 1 << 20] {
+                assert_eq!(
+                    outcomes(two.as_bytes(), piece, 2),
+                    vec![Ok(200), Ok(200)],
+                    "{fields} fields of {pad} bytes in pieces of {piece}"
+                );
+            }
+        }
+        // A 64 KB head, in one field.
+        let big = format!(
+            "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n",
+            "b".repeat(64 * 1024)
+        );
+        assert_eq!(outcomes(big.as_bytes(), 4096, 1), vec![Ok(200)]);
+        // Just over the limit, complete or not, and however it arrives.
+        let over = many_fields(MAX_HEAD / 16, 4);
+        assert!(over.len() > MAX_HEAD);
+        for piece in [4096, 1 << 21] {
+            let r = outcomes(over.as_bytes(), piece, 1);
+            assert_eq!(r, vec![Err(ReadReason::HeadTooLarge)]);
+        }
+        let unfinished = &over.as_bytes()[..MAX_HEAD + 10];
+        assert_eq!(
+            outcomes(unfinished, 65536, 1),
+            vec![Err(ReadReason::HeadTooLarge)]
+        );
+        assert_eq!(MAX_HEAD, 1 << 20);
+        let msg = ReadError::from(ReadReason::HeadTooLarge).to_string();
+        assert!(msg.contains("1 MiB"), "{msg}");
+    }
+
+    /// RFC 9112 §6.3: differing Content-Length values make the response invalid; repeating
+    /// one value is accepted.
+    #[test]
+    fn conflicting_content_lengths_are_invalid() {
+        let same = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello\
+                    HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello";
+        assert_eq!(outcomes(same.as_bytes(), 7, 2), vec![Ok(200), Ok(200)]);
+        for bad in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 50\r\n\r\nhello",
+            "HTTP/1.1 200 OK\r\nContent-Length: 50, 5\r\n\r\nhello",
+        ] {
+            assert_eq!(
+                outcomes(bad.as_bytes(), 4096, 1),
+                vec![Err(ReadReason::ConflictingLength)]
+            );
+        }
+        let r = outcomes(b"HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\n", 4096, 1);
+        assert_eq!(r, vec![Err(ReadReason::BadLength)]);
+        // Chunked overrides Content-Length; 204 has no body whatever it says.
+        let r = outcomes(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nHTTP/1.1 204 No\r\nContent-Length: x\r\n\r\n",
+            4096,
+            2,
+        );
+        assert_eq!(r, vec![Ok(200), Ok(204)]);
+    }
+
+    /// Each failure counts under the reason a person can act on.
+    #[test]
+    fn read_errors_have_reasons() {
+        for (input, reason) in [
+            (&b"SSH-2.0-OpenSSH\r\n\r\n"[..], ReadReason::StatusLine),
+            (b"\x15\x03\x03\x00\x02\x02\x32", ReadReason::TlsOnPlain),
+            (b"\x16\x03\x01\x00\x05hello", ReadReason::TlsOnPlain),
+            (
+                b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+                ReadReason::HeaderField,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort",
+                ReadReason::Closed,
+            ),
+            (b"HTTP/1.1 200 OK\r\nContent-Le", ReadReason::Closed),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                ReadReason::Chunked,
+            ),
+        ] {
+            assert_eq!(outcomes(input, 3, 1), vec![Err(reason)], "{input:?}");
         }
     }
 

@@ -6,10 +6,14 @@
 //! thread's [`Stats`] behind a `RefCell` (never borrowed across an `.await`), the prebuilt
 //! request bytes, and the connection's own read buffer. No locks, no atomics, no allocation.
 
+pub mod chunked;
 pub mod connect;
+pub mod error;
+mod head;
 pub mod hooks;
 pub mod http1;
 pub mod rxtime;
+pub mod verify;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -585,15 +589,8 @@ fn may_resend(bytes: &[u8], written: usize) -> bool {
 /// Whether a failed read means the server had closed the connection before sending anything
 /// (EOF or a reset, no byte of the response read).
 fn closed_before_response(e: &http1::ReadError) -> bool {
-    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
-    match e {
-        http1::ReadError::Closed => true,
-        http1::ReadError::Io(e) => matches!(
-            e.kind(),
-            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
-        ),
-        _ => false,
-    }
+    use error::ReadReason::{Closed, Reset};
+    matches!(e.reason(), Closed | Reset)
 }
 
 /// Writes all of `buf`, counting in `written` what the socket took (tokio's `write_all`
@@ -742,8 +739,9 @@ where
                     *out = Out::NONE;
                     return (Next::Resend, 0);
                 }
-                Some(Err(_)) => {
+                Some(Err(e)) => {
                     stats.error(done, |e| &mut e.read);
+                    stats.errors.read_reasons.count(e.reason());
                     return (Next::Reconnect, n);
                 }
                 None => {

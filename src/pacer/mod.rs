@@ -448,7 +448,8 @@ mod tests {
         assert_eq!(ids, vec![0, 1]);
         for &(_, early) in &woke {
             assert!(early < (DEFAULT_TICK_NS * 5 / 4) as i64, "{woke:?}");
-            assert!(early > -2_000_000, "{woke:?}");
+            // Late only by scheduling delays (a loaded test machine's can reach milliseconds).
+            assert!(early > -15_000_000, "{woke:?}");
         }
         assert!(wakes <= 8, "{wakes} wake-ups");
     }
@@ -490,7 +491,9 @@ mod tests {
             b.await.unwrap();
             late
         });
-        assert!(late < 3_000_000, "A's slot left {late} ns late");
+        // The fault this guards against sends it 26 ms late; a loaded test machine can delay
+        // any wake-up by a few milliseconds.
+        assert!(late < 15_000_000, "A's slot left {late} ns late");
     }
 
     /// Think time never ends before its deadline, with either pacing.
@@ -557,7 +560,8 @@ mod tests {
         for &(_, early) in &woke {
             // A tick, plus at most a quarter tick of wake-up allowance.
             assert!(early < (DEFAULT_TICK_NS * 5 / 4) as i64, "{woke:?}");
-            assert!(early > -2_000_000, "{woke:?}");
+            // Late only by scheduling delays (a loaded test machine's can reach milliseconds).
+            assert!(early > -15_000_000, "{woke:?}");
         }
     }
 }

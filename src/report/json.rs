@@ -15,6 +15,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Pacing, Target};
+use crate::conn::error::{ReadReason, ReadReasons};
 use crate::engine::Summary;
 use crate::error::{Error, Result};
 use crate::hdr;
@@ -242,6 +243,11 @@ pub struct ErrorsDoc {
     pub timeout: u64,
     /// Responses with a status outside 2xx/3xx.
     pub status: u64,
+    /// `read` by reason (keys: [`ReadReason::key`]; only reasons that occurred). Added within
+    /// version 1: absent (empty) in older files; a key this build does not know counts as
+    /// `other`.
+    #[serde(default)]
+    pub read_reasons: BTreeMap<String, u64>,
 }
 
 /// `latency`.
@@ -539,6 +545,13 @@ pub fn to_document(r: &RunResult) -> Document {
             write: st.errors.write,
             timeout: st.errors.timeout,
             status: st.errors.status,
+            read_reasons: st
+                .errors
+                .read_reasons
+                .by_count()
+                .into_iter()
+                .map(|(r, n)| (r.key().to_string(), n))
+                .collect(),
         },
         status,
         latency: LatencyDoc {
@@ -609,6 +622,7 @@ pub fn from_document(d: Document) -> Result<RunResult> {
             d.version
         )));
     }
+    super::json_limits::check(&d).map_err(bad)?;
     let c = &d.config;
     let mut config = Config::new(Target::parse(&c.url)?);
     config.threads = c.threads;
@@ -661,7 +675,11 @@ pub fn from_document(d: Document) -> Result<RunResult> {
         write: d.errors.write,
         timeout: d.errors.timeout,
         status: d.errors.status,
+        read_reasons: ReadReasons::default(),
     };
+    for (key, n) in &d.errors.read_reasons {
+        stats.errors.read_reasons.add(ReadReason::from_key(key), *n);
+    }
     for (code, n) in &d.status {
         let i: usize = code
             .parse()

@@ -3,6 +3,7 @@
 
 pub mod hlog;
 pub mod json;
+pub mod json_limits;
 pub mod junit;
 pub mod text;
 pub mod thresholds;
