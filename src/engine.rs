@@ -538,7 +538,7 @@ pub fn drain_period(c: &Config) -> Duration {
 /// half the thread's slot spacing (so slots are never bunched together), at most
 /// 50 µs. 0 with coarse pacing or closed loop.
 fn max_early(c: &Config) -> u64 {
-    match c.target_rate() {
+    match c.peak_rate() {
         Some(r) if c.pacing == crate::config::Pacing::Precise => {
             let gap = c.threads as f64 * 1e9 / r;
             ((gap / 2.0) as u64).min(MAX_EARLY_NS)
@@ -554,7 +554,7 @@ const MAX_EARLY_NS: u64 = 50_000;
 /// slots are at least `conn::LOW_RATE_GAP_NS` apart (so spinning costs a few percent of a CPU
 /// at most) and pacing is precise; else 0.
 fn low_rate_spin(c: &Config) -> u64 {
-    match c.target_rate() {
+    match c.peak_rate() {
         Some(r) if c.pacing == crate::config::Pacing::Precise => {
             let gap = c.threads as f64 * 1e9 / r;
             if gap >= conn::LOW_RATE_GAP_NS as f64 {

@@ -71,6 +71,9 @@ impl Seg {
     /// Seconds into the segment at which `dn` requests have been planned (the count's
     /// inverse), written to stay exact when the slope is small or negative.
     fn time_to(&self, dn: f64) -> f64 {
+        if dn <= 0.0 {
+            return 0.0;
+        }
         let a = (self.r1 - self.r0) / self.d;
         if a.abs() < 1e-12 {
             return dn / self.r0;
@@ -167,9 +170,10 @@ impl Stages {
         }
     }
 
-    /// Seconds at which `x` requests have been planned.
+    /// Seconds at which `x` requests have been planned: the first instant the count reaches
+    /// it (the end of a stage, when it ends on exactly `x`).
     fn time_at(&self, x: f64) -> f64 {
-        let i = self.segs.partition_point(|s| s.n0 + s.count() <= x);
+        let i = self.segs.partition_point(|s| s.n0 + s.count() < x);
         match self.segs.get(i) {
             Some(s) => s.t0 + s.time_to(x - s.n0),
             None => {
@@ -475,6 +479,128 @@ mod tests {
         let p = RateProfile::Constant(3.0);
         let t = p.time_of(3_000_000_000);
         assert!((t as i128 - 1_000_000_000_000_000_000i128).abs() < 1_000_000);
+    }
+
+    fn stages(start: f64, list: &[(f64, f64)]) -> RateProfile {
+        let st = list
+            .iter()
+            .map(|&(d, target)| Stage {
+                duration: std::time::Duration::from_secs_f64(d),
+                target,
+            })
+            .collect();
+        RateProfile::Stages(Stages::new(start, st).unwrap())
+    }
+
+    #[test]
+    fn a_ramp_plans_its_integral_and_inverts_it() {
+        // 1000 req/s for 3 s, then 1000 -> 3000 over 3 s: 3000 + 6000 requests.
+        let p = stages(1000.0, &[(3.0, 1000.0), (3.0, 3000.0)]);
+        let RateProfile::Stages(s) = &p else {
+            unreachable!()
+        };
+        assert!((s.total() - 9000.0).abs() < 1e-6);
+        assert_eq!(s.peak(), 3000.0);
+        assert_eq!(s.duration(), std::time::Duration::from_secs(6));
+        assert!((p.count_before(3_000_000_000) - 3000.0).abs() < 1e-6);
+        // Half way up the ramp (rate 2000): 3000 + (1000 + 2000) / 2 * 1.5 = 5250.
+        assert!((p.count_before(4_500_000_000) - 5250.0).abs() < 1e-6);
+        assert_eq!(p.slots_before(6_000_000_000), 9000);
+        // Inverse: slot 5250 is due at 4.5 s; slot 1000 at 1 s.
+        assert!((p.time_of(5250) as i64 - 4_500_000_000).abs() <= 1);
+        assert_eq!(p.time_of(1000), 1_000_000_000);
+        // The plan's own gaps follow the rate: 1 ms at 1000 req/s, ~0.333 ms at the end.
+        let gap = p.time_of(8999) - p.time_of(8998);
+        assert!((333_000..334_500).contains(&gap), "{gap}");
+        // Every boundary agrees with time_of.
+        for t in (0..6_500_000_000u64).step_by(7_777_777) {
+            let n = p.slots_before(t);
+            assert!(n == 0 || p.time_of(n - 1) < t, "{t}");
+            assert!(p.time_of(n) >= t, "{t}");
+        }
+    }
+
+    #[test]
+    fn jumps_pauses_and_the_end() {
+        // From 0: jump to 100 (0 s), hold 1 s; pause at 0 for 1 s; ramp 0 -> 200 over 1 s.
+        let p = stages(
+            0.0,
+            &[
+                (0.0, 100.0),
+                (1.0, 100.0),
+                (0.0, 0.0),
+                (1.0, 0.0),
+                (1.0, 200.0),
+            ],
+        );
+        assert!((p.count_before(1_000_000_000) - 100.0).abs() < 1e-9);
+        assert!((p.count_between(1_000_000_000, 2_000_000_000)).abs() < 1e-9);
+        assert!((p.count_before(3_000_000_000) - 200.0).abs() < 1e-6);
+        // Slot 100 is due where the count reaches 100: the end of the hold, at 1 s. Slot 101
+        // is the ramp's first, after the pause: at 2 s + sqrt(2·1/200) = 2.1 s.
+        assert_eq!(p.time_of(100), 1_000_000_000);
+        let t = p.time_of(101);
+        assert!((t as i64 - 2_100_000_000).abs() < 1000, "{t}");
+        // Past the end the plan goes on at the last rate (200/s); nothing there is sent.
+        assert!((p.time_of(400) as i64 - 4_000_000_000).abs() <= 1);
+        // A profile that ends at rate 0 reaches its total at its end (where nothing is sent
+        // any more), and never a slot past it.
+        let q = stages(0.0, &[(1.0, 10.0), (1.0, 0.0)]);
+        assert_eq!(q.time_of(10), 2_000_000_000);
+        assert_eq!(q.time_of(11), u64::MAX);
+        assert!(q.time_of(9) < 2_000_000_000);
+    }
+
+    #[test]
+    fn stages_refuse_what_plans_nothing() {
+        let st = |d: f64, r: f64| Stage {
+            duration: std::time::Duration::from_secs_f64(d),
+            target: r,
+        };
+        assert!(Stages::new(0.0, vec![]).is_err());
+        assert!(Stages::new(0.0, vec![st(0.0, 100.0)]).is_err());
+        assert!(Stages::new(0.0, vec![st(1.0, 0.0)]).is_err());
+        assert!(Stages::new(0.0, vec![st(1.0, -5.0)]).is_err());
+        assert!(Stages::new(f64::NAN, vec![st(1.0, 5.0)]).is_err());
+    }
+
+    #[test]
+    fn poisson_plans_are_reproducible_and_read_in_any_order() {
+        let p = RateProfile::Constant(1000.0);
+        let a = Plan::with_arrivals(p.clone(), Arrivals::Poisson { seed: 7 }, 1, 4);
+        let b = Plan::with_arrivals(p.clone(), Arrivals::Poisson { seed: 7 }, 1, 4);
+        let forward: Vec<u64> = (0..500).map(|k| a.intended_ns(k)).collect();
+        let backward: Vec<u64> = (0..500).rev().map(|k| b.intended_ns(k)).collect();
+        assert!(forward.iter().eq(backward.iter().rev()));
+        assert!(forward.windows(2).all(|w| w[0] <= w[1]));
+        let other = Plan::with_arrivals(p.clone(), Arrivals::Poisson { seed: 8 }, 1, 4);
+        assert_ne!(forward[10], other.intended_ns(10));
+        let t = forward[250];
+        let n = a.slots_before(t);
+        assert!(n == 0 || a.intended_ns(n - 1) < t);
+        assert!(a.intended_ns(n) >= t);
+    }
+
+    #[test]
+    fn poisson_gaps_are_exponential_at_the_rate() {
+        // 4 connections at 2000 req/s in all: each at 500/s, mean gap 2 ms; over 20000
+        // arrivals the union's count in 10 s is 20000 ± 3%, and the gaps' coefficient of
+        // variation is 1 (an exponential's), not 0 (a uniform plan's).
+        let p = RateProfile::Constant(2000.0);
+        let mut gaps = Vec::new();
+        let mut count = 0u64;
+        for i in 0..4 {
+            let pl = Plan::with_arrivals(p.clone(), Arrivals::Poisson { seed: 42 }, i, 4);
+            count += pl.slots_before(10_000_000_000);
+            let t: Vec<u64> = (0..5000).map(|k| pl.intended_ns(k)).collect();
+            gaps.extend(t.windows(2).map(|w| (w[1] - w[0]) as f64));
+        }
+        assert!((19_400..=20_600).contains(&count), "{count}");
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+        assert!((mean - 2e6).abs() < 2e6 * 0.03, "{mean}");
+        let cv = var.sqrt() / mean;
+        assert!((cv - 1.0).abs() < 0.05, "{cv}");
     }
 
     #[test]

@@ -164,7 +164,33 @@ fn json_matches_documented_schema_and_report_reprints_it() {
     let mdoc = read_json(&m);
     assert_eq!(mdoc["sources"].as_array().unwrap().len(), 2);
 
-    // Both documents against the documented table, both ways.
+    // A run with a rate profile and Poisson arrivals writes the profile's fields; its report
+    // re-prints it too.
+    let p = dir.path().join("p.json");
+    let prof = run(
+        &[
+            "-t1",
+            "-c4",
+            "--stages",
+            "500ms:200,500ms:400",
+            "--arrivals",
+            "poisson",
+            "--seed",
+            "3",
+            "--json",
+            p.to_str().unwrap(),
+            &s.url,
+        ],
+        LIMIT,
+    );
+    assert!(prof.status.success(), "{}", stderr(&prof));
+    let pdoc = read_json(&p);
+    assert_eq!(pdoc["config"]["seed"], 3);
+    assert_eq!(pdoc["config"]["profile"]["planned"], 200.0);
+    let again = run(&["report", p.to_str().unwrap()], LIMIT);
+    assert_eq!(stdout(&again), stdout(&prof));
+
+    // The documents against the documented table, both ways.
     let table = documented();
     let maps: BTreeSet<String> = table
         .iter()
@@ -174,6 +200,7 @@ fn json_matches_documented_schema_and_report_reprints_it() {
     let mut seen = BTreeMap::new();
     flatten(&doc, "", &maps, &mut seen);
     flatten(&mdoc, "", &maps, &mut seen);
+    flatten(&pdoc, "", &maps, &mut seen);
     for (path, kinds) in &seen {
         let t = table.get(path).unwrap_or_else(|| {
             panic!("{path} is written but not documented in docs/json-schema.md")

@@ -11,6 +11,7 @@ mod docs;
 mod edges;
 mod lua;
 mod parsing;
+mod profiles;
 mod props;
 mod props_input;
 mod results;

@@ -20,7 +20,7 @@ use crate::engine::Summary;
 use crate::error::{Error, Result};
 use crate::hdr;
 use crate::record::{new_histogram, Errors, Stats, SIGFIG, STATUS_CODES};
-use crate::schedule::RateProfile;
+use crate::schedule::{Arrivals, RateProfile, Stage, Stages};
 use crate::slo::{self, Outcome, Slo};
 use crate::timeline::{Interval, Timeline, NS_PER_SEC};
 
@@ -208,6 +208,39 @@ pub struct ConfigDoc {
     /// `--tick` in seconds, with coarse pacing; else `null`. Added within version 1.
     #[serde(default)]
     pub tick_s: Option<f64>,
+    /// The rate profile (`--stages`, `--step`); `null` for a constant rate or closed loop.
+    /// `rate` is then the profile's mean. Added within version 1.
+    #[serde(default)]
+    pub profile: Option<ProfileDoc>,
+    /// `uniform` or `poisson`; `null` for closed loop. Added within version 1 (absent:
+    /// uniform).
+    #[serde(default)]
+    pub arrivals: Option<String>,
+    /// The seed of Poisson arrivals; else `null`. Added within version 1.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+/// `config.profile`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileDoc {
+    /// The rate at the start, req/s.
+    pub start_rate: f64,
+    /// The stages, in order.
+    pub stages: Vec<StageDoc>,
+    /// The highest rate, req/s.
+    pub peak: f64,
+    /// Requests planned over the whole profile.
+    pub planned: f64,
+}
+
+/// One stage of `config.profile`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageDoc {
+    /// Its length, seconds (0: a jump).
+    pub duration_s: f64,
+    /// The rate at its end, req/s.
+    pub target: f64,
 }
 
 /// `rate`.
@@ -341,6 +374,10 @@ pub struct SecondDoc {
     pub requests: u64,
     /// Errors of any kind in this second.
     pub errors: u64,
+    /// Requests the plan placed in this second (the part of it within the run); `null` for
+    /// closed loop. Added within version 1.
+    #[serde(default)]
+    pub planned: Option<f64>,
     /// Median corrected latency of this second's responses, µs; `null` without responses.
     pub p50_us: Option<u64>,
     /// 99th percentile, µs; `null` without responses.
@@ -462,6 +499,14 @@ pub fn series_seconds(s: &Summary) -> Vec<(u64, Option<&Interval>)> {
 }
 
 fn series(s: &Summary) -> Vec<SecondDoc> {
+    let start_ns = unix_us(s.started) * 1000;
+    let end_ns = s.config.duration.as_nanos() as u64;
+    // The run's time of a wall-clock second's start, within the plan.
+    let rel = move |t: u64| {
+        t.saturating_mul(NS_PER_SEC)
+            .saturating_sub(start_ns)
+            .min(end_ns)
+    };
     series_seconds(s)
         .into_iter()
         .map(|(t, i)| {
@@ -470,6 +515,11 @@ fn series(s: &Summary) -> Vec<SecondDoc> {
                 t,
                 requests: i.map_or(0, |i| i.requests),
                 errors: i.map_or(0, |i| i.errors),
+                planned: s
+                    .config
+                    .rate
+                    .as_ref()
+                    .map(|p| p.count_between(rel(t), rel(t + 1))),
                 p50_us: h.as_ref().map(|h| crate::hdr::value_at_quantile(h, 0.5)),
                 p99_us: h.as_ref().map(|h| crate::hdr::value_at_quantile(h, 0.99)),
                 histogram: h.as_ref().map(hdr::encode_base64),
@@ -515,6 +565,30 @@ pub fn to_document(r: &RunResult) -> Document {
             }),
             tick_s: (c.rate.is_some() && c.pacing == Pacing::Coarse)
                 .then_some(c.tick.as_secs_f64()),
+            profile: match &c.rate {
+                Some(RateProfile::Stages(p)) => Some(ProfileDoc {
+                    start_rate: p.start(),
+                    stages: p
+                        .stages()
+                        .iter()
+                        .map(|st| StageDoc {
+                            duration_s: st.duration.as_secs_f64(),
+                            target: st.target,
+                        })
+                        .collect(),
+                    peak: p.peak(),
+                    planned: p.total(),
+                }),
+                _ => None,
+            },
+            arrivals: c.rate.as_ref().map(|_| match c.arrivals {
+                Arrivals::Uniform => "uniform".into(),
+                Arrivals::Poisson { .. } => "poisson".into(),
+            }),
+            seed: match c.arrivals {
+                Arrivals::Poisson { seed } => Some(seed),
+                Arrivals::Uniform => None,
+            },
         },
         addr: s.addr.to_string(),
         start: rfc3339(start_unix_us),
@@ -627,10 +701,32 @@ pub fn from_document(d: Document) -> Result<RunResult> {
     let mut config = Config::new(Target::parse(&c.url)?);
     config.threads = c.threads;
     config.connections = c.connections;
-    config.rate = c.rate.map(RateProfile::Constant);
     let secs = |v: f64, what: &str| {
         Duration::try_from_secs_f64(v).map_err(|_| bad(format!("invalid {what} {v}")))
     };
+    config.rate = match &c.profile {
+        Some(p) => {
+            let stages = p
+                .stages
+                .iter()
+                .map(|st| {
+                    Ok(Stage {
+                        duration: secs(st.duration_s, "config.profile.stages[].duration_s")?,
+                        target: st.target,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let profile = Stages::new(p.start_rate, stages)
+                .map_err(|e| bad(format!("config.profile: {e}")))?;
+            Some(RateProfile::Stages(profile))
+        }
+        None => c.rate.map(RateProfile::Constant),
+    };
+    if let (Some(_), Some("poisson")) = (&config.rate, c.arrivals.as_deref()) {
+        config.arrivals = Arrivals::Poisson {
+            seed: c.seed.unwrap_or(0),
+        };
+    }
     config.duration = secs(c.duration_s, "config.duration_s")?;
     config.timeout = secs(c.timeout_s, "config.timeout_s")?;
     config.method = c.method.clone();

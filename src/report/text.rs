@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 
 use crate::engine::Summary;
 use crate::record::{within_stdev, Errors, SIGFIG};
+use crate::schedule::{Arrivals, RateProfile};
 use crate::units::{format_binary, format_duration, format_metric, format_time_us};
 
 /// Worker threads busy at least this share of the run: the generator is saturated.
@@ -19,7 +20,8 @@ pub const LAG_WARN_US: u64 = 1000;
 /// Achieved rate below this share of the target triggers the same warning.
 pub const RATE_WARN_SHARE: f64 = 0.98;
 
-/// The header printed before the run starts.
+/// The header printed before the run starts: wrk2's two lines, and with a rate profile or
+/// Poisson arrivals a third that says what was planned.
 pub fn write_header(w: &mut impl Write, s: &crate::config::Config) -> io::Result<()> {
     writeln!(
         w,
@@ -31,7 +33,114 @@ pub fn write_header(w: &mut impl Write, s: &crate::config::Config) -> io::Result
         w,
         "  {} threads and {} connections",
         s.threads, s.connections
-    )
+    )?;
+    let arrivals = match s.arrivals {
+        Arrivals::Uniform => String::new(),
+        Arrivals::Poisson { seed } => format!("Poisson arrivals (--seed {seed})"),
+    };
+    match &s.rate {
+        Some(RateProfile::Stages(p)) => {
+            let rate = |r: f64| {
+                if r.fract() == 0.0 {
+                    format!("{r:.0}")
+                } else {
+                    format!("{r:.2}")
+                }
+            };
+            let mut line = format!("  rate profile: {}", rate(p.start()));
+            for st in p.stages() {
+                if st.duration.is_zero() {
+                    line.push_str(&format!(", jump to {}", rate(st.target)));
+                } else {
+                    line.push_str(&format!(
+                        " -> {} over {}",
+                        rate(st.target),
+                        format_duration(st.duration)
+                    ));
+                }
+            }
+            line.push_str(&format!(" req/s; {:.0} planned", p.total()));
+            if !arrivals.is_empty() {
+                line.push_str(&format!("; {arrivals}"));
+            }
+            writeln!(w, "{line}")
+        }
+        Some(_) if !arrivals.is_empty() => writeln!(w, "  {arrivals}"),
+        _ => Ok(()),
+    }
+}
+
+/// Most rows of the per-second table: longer runs group seconds.
+const TABLE_ROWS: usize = 60;
+
+/// With a rate profile: planned and achieved requests per second (or per group of seconds,
+/// so that a long run stays at [`TABLE_ROWS`] rows), with each row's corrected p50, p99 and
+/// maximum and its errors — where a ramp's knee shows.
+fn profile_table(w: &mut impl Write, s: &Summary) -> io::Result<()> {
+    let Some(profile @ RateProfile::Stages(_)) = &s.config.rate else {
+        return Ok(());
+    };
+    let start_ns = s
+        .started
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let seconds = crate::report::json::series_seconds(s);
+    if seconds.is_empty() {
+        return Ok(());
+    }
+    let group = seconds.len().div_ceil(TABLE_ROWS).max(1);
+    let unit = if group == 1 {
+        "second".to_string()
+    } else {
+        format!("{group} seconds")
+    };
+    writeln!(
+        w,
+        "  Per {unit} (planned vs achieved requests, corrected latency):"
+    )?;
+    writeln!(
+        w,
+        "  {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "at", "planned", "achieved", "p50", "p99", "max", "errors"
+    )?;
+    for chunk in seconds.chunks(group) {
+        let first = chunk[0].0;
+        let last = chunk[chunk.len() - 1].0 + 1;
+        let rel = |t: u64| (t * 1_000_000_000).saturating_sub(start_ns);
+        let planned = profile.count_between(
+            rel(first),
+            rel(last).min(s.config.duration.as_nanos() as u64),
+        );
+        let mut h = crate::record::new_histogram();
+        let (mut done, mut errors) = (0, 0);
+        for (_, i) in chunk {
+            if let Some(i) = i {
+                done += i.requests;
+                errors += i.errors;
+                let _ = h.add(i.histogram());
+            }
+        }
+        let at = rel(first) as f64 / 1e9;
+        let q = |p: f64| {
+            if h.is_empty() {
+                "-".to_string()
+            } else {
+                format_time_us(crate::hdr::value_at_quantile(&h, p) as f64)
+            }
+        };
+        let max = if h.is_empty() {
+            "-".to_string()
+        } else {
+            format_time_us(h.max() as f64)
+        };
+        writeln!(
+            w,
+            "  {at:>7.1}s {planned:>10.0} {done:>10} {:>10} {:>10} {max:>10} {errors:>8}",
+            q(0.5),
+            q(0.99),
+        )?;
+    }
+    Ok(())
 }
 
 /// wrk's `print_units`: right-align in `width`, two columns of padding when there is no unit.
@@ -222,6 +331,7 @@ pub fn write_report(w: &mut impl Write, s: &Summary) -> io::Result<()> {
             format_time_us(l.max() as f64)
         )?;
     }
+    profile_table(w, s)?;
     for line in notes(s) {
         writeln!(w, "{line}")?;
     }
