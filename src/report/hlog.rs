@@ -9,7 +9,6 @@
 //! microsecond-or-finer data.
 
 use std::io::{self, Write};
-use std::time::UNIX_EPOCH;
 
 use crate::hdr;
 use crate::record::new_histogram;
@@ -18,10 +17,7 @@ use crate::report::json::{series_seconds, RunResult};
 /// Writes the interval log for `r`.
 pub fn write(w: &mut impl Write, r: &RunResult) -> io::Result<()> {
     let s = &r.summary;
-    let start_ns = s
-        .started
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64 * 1000);
+    let start_ns = crate::clock::unix_us(s.started) * 1000;
     let end_ns = r
         .sources
         .iter()

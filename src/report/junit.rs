@@ -4,7 +4,8 @@
 
 use std::io::{self, Write};
 
-use crate::report::json::{rfc3339, RunResult};
+use crate::clock::{rfc3339, unix_us};
+use crate::report::json::RunResult;
 
 /// Escapes text for XML attributes and content.
 pub fn escape(s: &str) -> String {
@@ -29,10 +30,7 @@ pub fn write(w: &mut impl Write, r: &RunResult) -> io::Result<()> {
     let tests = r.outcomes.len();
     let failures = r.outcomes.iter().filter(|o| !o.pass).count();
     let secs = s.elapsed.as_secs_f64();
-    let start_us = s
-        .started
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
+    let start_us = unix_us(s.started);
     let name = escape(&format!("loadgen {}", s.config.target.url));
     writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
