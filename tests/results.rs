@@ -553,6 +553,71 @@ fn hlog_has_one_interval_per_second() {
     assert_eq!(count, requests);
 }
 
+/// The interval log, read back with HdrHistogram's own parser (`IntervalLogIterator`, not
+/// loadgen's writer), holds the same data as the JSON result of the same run: one interval per
+/// entry of `series`, at the same second, each with the same histogram (count and max), and in
+/// all the run's corrected-latency count.
+#[test]
+fn hlog_matches_the_json_series_of_the_same_run() {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+    let s = serve(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("r.hlog");
+    let j = dir.path().join("r.json");
+    let out = run(
+        &[
+            "-t2",
+            "-c4",
+            "-d2s",
+            "-R300",
+            "--hlog",
+            h.to_str().unwrap(),
+            "--json",
+            j.to_str().unwrap(),
+            &s.url,
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc = read_json(&j);
+    let start_us = doc["start_unix_us"].as_u64().unwrap();
+    let series = doc["series"].as_array().unwrap();
+    let log = std::fs::read(&h).unwrap();
+    let intervals: Vec<_> = IntervalLogIterator::new(&log)
+        .filter_map(|e| match e.expect("a valid interval log") {
+            LogEntry::Interval(i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(intervals.len(), series.len(), "{doc}");
+    let mut total = 0;
+    for (i, sec) in intervals.iter().zip(series) {
+        let hist: hdrhistogram::Histogram<u64> = Deserializer::new()
+            .deserialize(&mut &base64_decode(i.encoded_histogram())[..])
+            .unwrap();
+        let want = match sec["histogram"].as_str() {
+            Some(b) => Deserializer::new()
+                .deserialize(&mut &base64_decode(b)[..])
+                .unwrap(),
+            None => hdrhistogram::Histogram::<u64>::new(3).unwrap(),
+        };
+        assert_eq!(hist.len(), want.len(), "t={}", sec["t"]);
+        assert_eq!(hist.len(), sec["requests"].as_u64().unwrap());
+        assert!((i.max() - want.max() as f64 / 1000.0).abs() < 0.001);
+        // The interval starts at its second (or at the run's start), relative to the start.
+        let t_us = (sec["t"].as_u64().unwrap() * 1_000_000).max(start_us) - start_us;
+        let got_us = i.start_timestamp().as_micros() as i64;
+        assert!((got_us - t_us as i64).abs() <= 1000, "{got_us} vs {t_us}");
+        total += hist.len();
+    }
+    assert_eq!(
+        total,
+        doc["latency"]["corrected"]["count"].as_u64().unwrap()
+    );
+    assert_eq!(total, doc["requests"].as_u64().unwrap());
+}
+
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
