@@ -1,15 +1,13 @@
 //! The commands behind the CLI: a load test, `serve` and `demo`. Each takes parsed arguments,
 //! drives the library and writes the report; `main` only maps the result to an exit code.
 
-use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::cli::{self, Cli, Command, DemoArgs, KnobArgs, ServeArgs};
 use crate::config::{Config, Target};
-use crate::engine::{self, Summary};
 use crate::error::{Error, Result};
-use crate::report::text;
+use crate::results::{out, Outputs};
 use crate::schedule::RateProfile;
 use crate::server::{self, Knobs};
 use crate::units::{parse_count, parse_duration};
@@ -30,24 +28,6 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::results::load_test(&config, &outputs)
         }
     }
-}
-
-/// Writes to stdout, treating a closed pipe (`loadgen ... | head`) as success.
-fn out(f: impl FnOnce(&mut io::StdoutLock<'_>) -> io::Result<()>) -> Result<()> {
-    let stdout = io::stdout();
-    let mut lock = stdout.lock();
-    match f(&mut lock).and_then(|_| lock.flush()) {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        r => Ok(r?),
-    }
-}
-
-/// A full load test: header, run, report.
-pub fn load_test(config: &Config) -> Result<Summary> {
-    out(|w| text::write_header(w, config))?;
-    let summary = engine::run(config)?;
-    out(|w| text::write_report(w, &summary))?;
-    Ok(summary)
 }
 
 fn knobs(a: &KnobArgs) -> Result<Knobs> {
@@ -174,7 +154,11 @@ fn service_summary(h: &hdrhistogram::Histogram<u64>) -> String {
     )
 }
 
+/// `loadgen demo`: a load test, through the same path as any other (report, verdict, exit
+/// code), against the built-in server started here; around it, the equivalent command line
+/// and, with a stall, what to read in the report.
 fn demo(a: DemoArgs) -> Result<i32> {
+    crate::interrupt::install();
     let duration = cli::duration(&a.duration, "--duration")?;
     let stall = parse_duration(&a.stall).map_err(|e| Error::Usage(format!("--stall: {e}")))?;
     let rate = parse_count(&a.rate).map_err(|e| Error::Usage(format!("--rate: {e}")))?;
@@ -235,10 +219,10 @@ fn demo(a: DemoArgs) -> Result<i32> {
     config.rate = Some(RateProfile::Constant(rate));
     config.latency = true;
     config.u_latency = true;
-    let result = load_test(&config);
+    let verdict = crate::results::load_test(&config, &Outputs::default());
     let _ = stop_tx.send(());
     let _ = server.join();
-    result?;
+    let code = verdict?;
     if !stall.is_zero() {
         out(|w| {
             writeln!(
@@ -248,5 +232,5 @@ fn demo(a: DemoArgs) -> Result<i32> {
             )
         })?;
     }
-    Ok(0)
+    Ok(code)
 }

@@ -18,6 +18,7 @@
 //! - [`request`]: the bytes each request sends.
 //! - [`script`]: the Lua bridge (wrk's scripting API).
 //! - [`record`]: per-thread histograms and counters, merged with `+=`.
+//! - [`clock`]: wall-clock time as Unix ns/µs and RFC 3339, converted in one place.
 //! - [`timeline`]: per-wall-clock-second counts and latency histograms, mergeable exactly.
 //! - [`hdr`]: HdrHistogram V2 encodings (plain, and compressed + base64).
 //! - [`report`]: the wrk2 text report, the JSON result, JUnit XML, `.hlog` interval logs.
@@ -28,6 +29,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod engine;

@@ -65,15 +65,6 @@ impl AddAssign<&Errors> for Errors {
     }
 }
 
-/// Requests completed and errors seen in one wall-clock second of the run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Second {
-    /// Responses completed in this second.
-    pub requests: u64,
-    /// Errors of any kind in this second.
-    pub errors: u64,
-}
-
 /// Why a planned request has no response when it is recorded as a lower bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unfinished {
@@ -119,8 +110,13 @@ pub struct Stats {
     pub errors: Errors,
     /// Responses per status code; codes >= 1000 are counted at index 0.
     pub status: Box<[u64; STATUS_CODES]>,
-    /// Per-second counts since the start of the run (16 bytes a second of run time).
-    pub series: Vec<Second>,
+    /// Responses completed in each second since `t0` (8 bytes a second of run time), for the
+    /// "Req/Sec" samples that [`finish`](Self::finish) takes. Not derived from `timeline`:
+    /// that one counts per *wall-clock* second, and a run starts mid-second, so its seconds
+    /// straddle two of the run's and a run of d full seconds has only d − 1 whole wall-clock
+    /// seconds in it: the samples would differ in number and value from those per second of
+    /// the run, which is what wrk's per-thread Req/Sec row is.
+    pub per_second: Vec<u64>,
     /// Per wall-clock second: responses, errors and the corrected-latency histogram.
     pub timeline: Timeline,
     /// The script held the rate down on purpose (`delay()` think time or `thread:stop()`), so
@@ -161,7 +157,7 @@ impl Stats {
             bytes: 0,
             errors: Errors::default(),
             status: Box::new([0; STATUS_CODES]),
-            series: Vec::new(),
+            per_second: Vec::new(),
             timeline: Timeline::default(),
             script_limited: false,
             stopped_unfinished: 0,
@@ -178,15 +174,6 @@ impl Stats {
             timeline: Timeline::new(t0_unix_ns),
             ..Stats::new()
         }
-    }
-
-    #[inline]
-    fn second(&mut self, at_ns: u64) -> &mut Second {
-        let s = (at_ns / 1_000_000_000) as usize;
-        if s >= self.series.len() {
-            self.series.resize(s + 1, Second::default());
-        }
-        &mut self.series[s]
     }
 
     /// Records one complete response. Times are nanoseconds since the run's start `t0`:
@@ -212,32 +199,20 @@ impl Stats {
             self.errors.status += 1;
         }
         self.timeline.record(done, latency, bad);
-        let sec = self.second(done);
-        sec.requests += 1;
-        if bad {
-            sec.errors += 1;
+        let sec = (done / 1_000_000_000) as usize;
+        if sec >= self.per_second.len() {
+            self.per_second.resize(sec + 1, 0);
         }
-    }
-
-    /// Records a planned request that had not completed when the run's drain period ended
-    /// (`cut`, ns since `t0`): its corrected latency is at least `cut − intended`, so that
-    /// lower bound goes into the corrected histogram (leaving it out would hide the worst
-    /// requests of an overloaded run), and it counts as a timeout error. It is not a completed
-    /// request: `requests` and the uncorrected histogram do not change.
-    pub fn unfinished(&mut self, intended: u64, cut: u64) {
-        self.unfinished_n(
-            cut.saturating_sub(intended) / 1000,
-            cut,
-            1,
-            Unfinished::TimedOut,
-        );
+        self.per_second[sec] += 1;
     }
 
     /// Records `n` planned requests unfinished at `cut` (ns since `t0`: the end of the drain
     /// period, their timeout, or the instant the run was stopped) whose corrected latencies
-    /// are at least `latency_us` (µs), as [`unfinished`](Self::unfinished) does one (the
-    /// caller groups requests whose lower bounds share a histogram bucket); `why` says
-    /// whether they count as timeouts.
+    /// are at least `latency_us` (µs; the caller groups requests whose lower bounds share a
+    /// histogram bucket). That lower bound goes into the corrected histogram (leaving it out
+    /// would hide the worst requests of an overloaded run); `why` says whether they count as
+    /// timeouts. They are not completed requests: `requests` and the uncorrected histogram do
+    /// not change.
     pub fn unfinished_n(&mut self, latency_us: u64, cut: u64, n: u64, why: Unfinished) {
         self.corrected.saturating_record_n(latency_us, n);
         let errors = match why {
@@ -252,14 +227,12 @@ impl Stats {
             }
         };
         self.errors.timeout += errors;
-        self.second(cut).errors += errors;
         self.timeline.lower_bounds(cut, latency_us, n, errors);
     }
 
     /// Counts one error at `at_ns` (ns since `t0`); `kind` picks the counter.
     pub fn error(&mut self, at_ns: u64, kind: fn(&mut Errors) -> &mut u64) {
         *kind(&mut self.errors) += 1;
-        self.second(at_ns).errors += 1;
         self.timeline.error(at_ns);
     }
 
@@ -277,7 +250,7 @@ impl Stats {
             return;
         }
         for i in 0..full {
-            let n = self.series.get(i).map_or(0, |s| s.requests);
+            let n = self.per_second.get(i).copied().unwrap_or(0);
             self.req_per_sec.saturating_record(n);
         }
     }
@@ -317,12 +290,11 @@ impl AddAssign<&Stats> for Stats {
         for (a, b) in self.status.iter_mut().zip(o.status.iter()) {
             *a += b;
         }
-        if self.series.len() < o.series.len() {
-            self.series.resize(o.series.len(), Second::default());
+        if self.per_second.len() < o.per_second.len() {
+            self.per_second.resize(o.per_second.len(), 0);
         }
-        for (a, b) in self.series.iter_mut().zip(o.series.iter()) {
-            a.requests += b.requests;
-            a.errors += b.errors;
+        for (a, b) in self.per_second.iter_mut().zip(o.per_second.iter()) {
+            *a += b;
         }
         self.timeline += &o.timeline;
     }
@@ -383,23 +355,16 @@ mod tests {
         assert_eq!(m.corrected.max(), m.corrected.highest_equivalent(2000));
         assert_eq!(m.uncorrected.value_at_quantile(0.0), 100);
         assert_eq!(m.send_lag.value_at_quantile(1.0), 1);
-        assert_eq!(
-            m.series,
-            vec![
-                Second {
-                    requests: 2,
-                    errors: 0
-                },
-                Second {
-                    requests: 1,
-                    errors: 1
-                },
-                Second {
-                    requests: 0,
-                    errors: 1
-                }
-            ]
-        );
+        assert_eq!(m.per_second, vec![2, 1]);
+        // Requests and errors per second, from the (unanchored: seconds since t0) time line.
+        m.timeline.close();
+        let per_second: Vec<(u64, u64, u64)> = m
+            .timeline
+            .intervals()
+            .iter()
+            .map(|i| (i.second, i.requests, i.errors))
+            .collect();
+        assert_eq!(per_second, vec![(0, 2, 0), (1, 1, 1), (2, 0, 1)]);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! second and add exactly: counters are summed and histograms added, bucket by bucket.
 
 use std::ops::AddAssign;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use hdrhistogram::Histogram;
 
@@ -101,8 +101,7 @@ pub fn unix_ns_at(t: Instant) -> u64 {
     } else {
         now_s - (now_i - t)
     };
-    wall.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    crate::clock::unix_ns(wall)
 }
 
 impl Timeline {

@@ -43,7 +43,12 @@ fn sample() -> RunResult {
         .errors
         .read_reasons
         .count(loadgen::conn::error::ReadReason::Closed);
-    stats.unfinished(1_900_000_000, 2_000_000_000);
+    stats.unfinished_n(
+        100_000,
+        2_000_000_000,
+        1,
+        loadgen::record::Unfinished::TimedOut,
+    );
     stats.finish(2_000_000_000);
     let mut config = Config::new(Target::parse("http://127.0.0.1:8080/").unwrap());
     config.rate = Some(loadgen::schedule::RateProfile::Constant(150.0));

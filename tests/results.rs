@@ -515,11 +515,36 @@ fn junit_has_one_test_case_per_threshold() {
     assert_eq!(xml.matches("<testcase ").count(), 2, "{xml}");
     assert!(xml.contains(r#"<testcase name="p99&lt;=1s""#), "{xml}");
     assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
+    // quick-junit writes `message` before `type`.
     assert!(
-        xml.contains(r#"<failure type="threshold" message="status5xx==0: status5xx = "#),
+        xml.contains(r#"<failure message="status5xx==0: status5xx = "#),
         "{xml}"
     );
+    assert!(xml.contains(r#"type="threshold">status5xx = "#), "{xml}");
     assert!(xml.trim_end().ends_with("</testsuites>"));
+}
+
+/// Runs `loadgen ARGS --hlog FILE --json FILE URL` against a fresh server; returns the
+/// interval log's bytes and the JSON result.
+fn run_with_hlog(args: &[&str]) -> (Vec<u8>, Value) {
+    let s = serve(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("r.hlog");
+    let j = dir.path().join("r.json");
+    let mut all = args.to_vec();
+    all.extend(["--hlog", h.to_str().unwrap()]);
+    all.extend(["--json", j.to_str().unwrap(), &s.url]);
+    let out = run(&all, LIMIT);
+    assert!(out.status.success(), "{}", stderr(&out));
+    (std::fs::read(&h).unwrap(), read_json(&j))
+}
+
+/// A histogram in base64 V2 encoding (compressed or not), as in `.hlog` files and JSON.
+fn decode_histogram(b64: &str) -> hdrhistogram::Histogram<u64> {
+    use hdrhistogram::serialization::Deserializer;
+    Deserializer::new()
+        .deserialize(&mut &base64_decode(b64)[..])
+        .unwrap()
 }
 
 /// The interval log parses with HdrHistogram's own reader: one interval per second, the
@@ -527,28 +552,8 @@ fn junit_has_one_test_case_per_threshold() {
 #[test]
 fn hlog_has_one_interval_per_second() {
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-    use hdrhistogram::serialization::Deserializer;
-    let s = serve(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let h = dir.path().join("r.hlog");
-    let j = dir.path().join("r.json");
-    let out = run(
-        &[
-            "-t1",
-            "-c2",
-            "-d2s",
-            "-R200",
-            "--hlog",
-            h.to_str().unwrap(),
-            "--json",
-            j.to_str().unwrap(),
-            &s.url,
-        ],
-        LIMIT,
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let requests = read_json(&j)["requests"].as_u64().unwrap();
-    let log = std::fs::read(&h).unwrap();
+    let (log, doc) = run_with_hlog(&["-t1", "-c2", "-d2s", "-R200"]);
+    let requests = doc["requests"].as_u64().unwrap();
     let text = String::from_utf8_lossy(&log);
     assert!(text.contains("#[StartTime: "), "{text}");
     assert!(
@@ -563,10 +568,7 @@ fn hlog_has_one_interval_per_second() {
                 intervals += 1;
                 length += i.duration().as_secs_f64();
                 assert!(i.duration() <= Duration::from_secs(1));
-                let bytes = base64_decode(i.encoded_histogram());
-                let hist: hdrhistogram::Histogram<u64> =
-                    Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
-                count += hist.len();
+                count += decode_histogram(i.encoded_histogram()).len();
             }
             LogEntry::StartTime(_) => start_time = true,
             LogEntry::BaseTime(_) => {}
@@ -576,6 +578,46 @@ fn hlog_has_one_interval_per_second() {
     assert!((2..=4).contains(&intervals), "{text}");
     assert!((length - 2.0).abs() < 0.05, "{length}");
     assert_eq!(count, requests);
+}
+
+/// The interval log, read back with HdrHistogram's own parser (`IntervalLogIterator`, not
+/// loadgen's writer), holds the same data as the JSON result of the same run: one interval per
+/// entry of `series`, at the same second, each with the same histogram (count and max), and in
+/// all the run's corrected-latency count.
+#[test]
+fn hlog_matches_the_json_series_of_the_same_run() {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let (log, doc) = run_with_hlog(&["-t2", "-c4", "-d2s", "-R300"]);
+    let start_us = doc["start_unix_us"].as_u64().unwrap();
+    let series = doc["series"].as_array().unwrap();
+    let intervals: Vec<_> = IntervalLogIterator::new(&log)
+        .filter_map(|e| match e.expect("a valid interval log") {
+            LogEntry::Interval(i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(intervals.len(), series.len(), "{doc}");
+    let mut total = 0;
+    for (i, sec) in intervals.iter().zip(series) {
+        let hist = decode_histogram(i.encoded_histogram());
+        let want = sec["histogram"].as_str().map_or_else(
+            || hdrhistogram::Histogram::new(3).unwrap(),
+            decode_histogram,
+        );
+        assert_eq!(hist.len(), want.len(), "t={}", sec["t"]);
+        assert_eq!(hist.len(), sec["requests"].as_u64().unwrap());
+        assert!((i.max() - want.max() as f64 / 1000.0).abs() < 0.001);
+        // The interval starts at its second (or at the run's start), relative to the start.
+        let t_us = (sec["t"].as_u64().unwrap() * 1_000_000).max(start_us) - start_us;
+        let got_us = i.start_timestamp().as_micros() as i64;
+        assert!((got_us - t_us as i64).abs() <= 1000, "{got_us} vs {t_us}");
+        total += hist.len();
+    }
+    assert_eq!(
+        total,
+        doc["latency"]["corrected"]["count"].as_u64().unwrap()
+    );
+    assert_eq!(total, doc["requests"].as_u64().unwrap());
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {

@@ -9,11 +9,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::{self, rfc3339, unix_us};
 use crate::config::{Config, Pacing, Target};
 use crate::conn::error::{ReadReason, ReadReasons};
 use crate::engine::Summary;
@@ -433,34 +434,6 @@ pub struct CheckDoc {
     pub detail: String,
 }
 
-/// Formats Unix time in µs as RFC 3339 UTC, e.g. `2026-11-23T02:51:20.123456Z`.
-pub fn rfc3339(unix_us: u64) -> String {
-    let secs = unix_us / 1_000_000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        unix_us % 1_000_000
-    )
-}
-
-fn unix_us(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
 /// The seconds of a result's time series, each with its recorded interval if it has one:
 /// every second the run overlapped, without gaps, plus any second that holds data (a merged
 /// result's inputs may reach beyond its own start + elapsed). Gaps are filled only within a day
@@ -807,7 +780,7 @@ pub fn from_document(d: Document) -> Result<RunResult> {
             .addr
             .parse::<SocketAddr>()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
-        started: UNIX_EPOCH + Duration::from_micros(d.start_unix_us),
+        started: clock::from_unix_us(d.start_unix_us),
         elapsed: Duration::from_nanos(d.elapsed_ns),
         interrupted: d.interrupted,
         script_error: d.script_error,
@@ -844,7 +817,7 @@ mod tests {
         Summary {
             config: Config::new(Target::parse("http://h/").unwrap()),
             addr: SocketAddr::from(([127, 0, 0, 1], 80)),
-            started: UNIX_EPOCH + Duration::from_micros(start_us),
+            started: clock::from_unix_us(start_us),
             elapsed: Duration::from_millis(elapsed_ms),
             interrupted: false,
             script_error: None,
@@ -870,15 +843,5 @@ mod tests {
         let s = summary(us(B) + 500_000, 1000, &[3, B + 1]);
         let t: Vec<u64> = series_seconds(&s).into_iter().map(|(t, _)| t).collect();
         assert_eq!(t, vec![3, B, B + 1]);
-    }
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(rfc3339(951_782_400_000_001), "2000-02-29T00:00:00.000001Z");
-        assert_eq!(
-            rfc3339(1_795_402_280_123_456),
-            "2026-11-23T02:51:20.123456Z"
-        );
     }
 }

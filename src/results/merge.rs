@@ -19,10 +19,7 @@ fn source_of(file: &str, r: &RunResult) -> Source {
     Source {
         file: file.to_string(),
         url: s.config.target.url.clone(),
-        start_unix_us: s
-            .started
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64),
+        start_unix_us: crate::clock::unix_us(s.started),
         elapsed_ns: s.elapsed.as_nanos() as u64,
         requests: s.stats.requests,
         threads: s.config.threads,
@@ -102,7 +99,7 @@ pub fn merge(inputs: &[(String, RunResult)]) -> Result<RunResult> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::Duration;
 
     use super::*;
     use crate::config::{Config, Target};
@@ -147,7 +144,7 @@ mod tests {
         let summary = Summary {
             config,
             addr: "127.0.0.1:8080".parse().unwrap(),
-            started: UNIX_EPOCH + Duration::from_micros(start_ns / 1000),
+            started: crate::clock::from_unix_us(start_ns / 1000),
             elapsed: Duration::from_nanos(elapsed),
             interrupted: false,
             script_error: None,

@@ -42,6 +42,12 @@ fn emit(to_stderr: bool, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Re
     }
 }
 
+/// Writes to stdout (see [`emit`]), treating a closed pipe (`loadgen ... | head`) as success:
+/// for the commands' own lines around a report.
+pub fn out(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
+    emit(false, f)
+}
+
 /// The process's original stdout, once [`reserve_stdout`] has moved everything else off it.
 static RESERVED_STDOUT: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
 

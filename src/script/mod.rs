@@ -15,7 +15,7 @@ pub mod value;
 pub mod worker;
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use mlua::{Lua, LuaSerdeExt, StdLib, Table, Value};
 
@@ -98,10 +98,7 @@ fn connect(_: &Lua, addr: String) -> mlua::Result<bool> {
 
 /// `wrk.time_us()`: wall-clock time in microseconds (as wrk2).
 fn time_us(_: &Lua, (): ()) -> mlua::Result<f64> {
-    Ok(SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as f64)
-        .unwrap_or(0.0))
+    Ok(crate::clock::unix_us(SystemTime::now()) as f64)
 }
 
 /// `wrk.json`: `encode(value)` and `decode(text)` (JSON null decodes to nil).
