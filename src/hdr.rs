@@ -14,6 +14,16 @@ use hdrhistogram::Histogram;
 
 use crate::error::{Error, Result};
 
+/// Highest trackable latency in µs (24 hours, as wrk2).
+pub const MAX_LATENCY_US: u64 = 24 * 3600 * 1_000_000;
+/// Significant decimal digits kept by every histogram.
+pub const SIGFIG: u8 = 3;
+
+/// A new, empty latency histogram with loadgen's standard range (1 µs to 24 h, 3 digits).
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGFIG).expect("static histogram bounds")
+}
+
 /// Appends `h` in plain V2 encoding (cookie, header, zig-zag LEB128 counts) to `out`.
 pub fn encode_v2(h: &Histogram<u64>, out: &mut Vec<u8>) {
     V2Serializer::new()
@@ -77,8 +87,8 @@ pub fn value_at_quantile(h: &Histogram<u64>, q: f64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::new_histogram;
     use super::*;
-    use crate::record::new_histogram;
 
     #[test]
     fn percentiles_count_samples_exactly() {

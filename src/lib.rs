@@ -12,7 +12,8 @@
 //! - [`units`]: parsing `10k`/`2s` and formatting times and sizes as wrk does.
 //! - [`schedule`]: pure pacing — the intended send time of every request.
 //! - [`pacer`]: the per-thread precise (timerfd) timer that waits for those times.
-//! - [`engine`]: threads, runtimes, start/stop, Ctrl-C, merge → [`engine::Summary`].
+//! - [`engine`]: threads, runtimes, start/stop, Ctrl-C, merge → a [`result::Summary`].
+//! - [`result`]: the result model every writer, threshold and `merge` reads.
 //! - [`interrupt`]: SIGINT/SIGTERM on a thread of their own: stop the run, or quit at once.
 //! - [`conn`]: one connection's loop (TCP/TLS connect, send, read, record, reconnect).
 //! - [`request`]: the bytes each request sends.
@@ -38,9 +39,11 @@ pub mod fsutil;
 pub mod hdr;
 pub mod interrupt;
 pub mod pacer;
+pub mod read_errors;
 pub mod record;
 pub mod report;
 pub mod request;
+pub mod result;
 pub mod results;
 pub mod schedule;
 pub mod script;
@@ -50,5 +53,6 @@ pub mod timeline;
 pub mod units;
 
 pub use config::Config;
-pub use engine::{run, Summary};
+pub use engine::run;
 pub use error::{Error, Result};
+pub use result::{RunResult, Summary};

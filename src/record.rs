@@ -10,18 +10,10 @@ use std::ops::AddAssign;
 
 use hdrhistogram::Histogram;
 
-use crate::conn::error::ReadReasons;
+use crate::read_errors::ReadReasons;
 use crate::timeline::Timeline;
 
-/// Highest trackable latency in µs (24 hours, as wrk2).
-pub const MAX_LATENCY_US: u64 = 24 * 3600 * 1_000_000;
-/// Significant decimal digits kept by every histogram.
-pub const SIGFIG: u8 = 3;
-
-/// A new, empty latency histogram with loadgen's standard range.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGFIG).expect("static histogram bounds")
-}
+pub use crate::hdr::{new_histogram, MAX_LATENCY_US, SIGFIG};
 
 /// Socket and HTTP errors, by kind (wrk's categories).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -25,8 +25,8 @@ use std::fmt;
 
 use hdrhistogram::Histogram;
 
-use crate::engine::Summary;
 use crate::error::{Error, Result};
+use crate::result::Summary;
 use crate::units::{format_time_us, parse_count};
 
 /// How a metric is compared with its limit.

@@ -20,7 +20,7 @@ use std::time::{Instant, SystemTime};
 use hdrhistogram::Histogram;
 
 use crate::hdr;
-use crate::record::new_histogram;
+use crate::hdr::new_histogram;
 
 /// Nanoseconds in a second.
 pub const NS_PER_SEC: u64 = 1_000_000_000;

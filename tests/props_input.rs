@@ -8,9 +8,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
 use loadgen::config::{Config, Target};
-use loadgen::engine::Summary;
 use loadgen::record::Stats;
-use loadgen::report::json::{from_json, to_json, RunResult};
+use loadgen::report::json::{from_json, to_json};
+use loadgen::result::RunResult;
+use loadgen::result::Summary;
 use loadgen::slo::{evaluate_all, Slo};
 use loadgen::units::{format_binary, format_metric, format_time_us, parse_count, parse_duration};
 use proptest::prelude::*;

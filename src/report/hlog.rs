@@ -21,8 +21,9 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Interv
 use hdrhistogram::serialization::V2DeflateSerializer;
 
 use crate::clock;
-use crate::record::new_histogram;
-use crate::report::json::{series_seconds, RunResult};
+use crate::hdr::new_histogram;
+use crate::report::json::series_seconds;
+use crate::result::RunResult;
 
 /// The max column's unit: µs values, written as ms.
 const MAX_VALUE_DIVISOR: f64 = 1000.0;

@@ -16,13 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{self, rfc3339, unix_us};
 use crate::config::{Config, Pacing, Target};
-use crate::conn::error::{ReadReason, ReadReasons};
-use crate::engine::Summary;
 use crate::error::{Error, Result};
 use crate::hdr;
+use crate::read_errors::{ReadReason, ReadReasons};
 use crate::record::{new_histogram, Errors, Stats, SIGFIG, STATUS_CODES};
+use crate::result::{RunResult, Source, Summary};
 use crate::schedule::{Arrivals, RateProfile, Stage, Stages};
-use crate::slo::{self, Outcome, Slo};
+use crate::slo::Slo;
 use crate::timeline::{Interval, Timeline, NS_PER_SEC};
 
 /// The value of the document's `schema` field.
@@ -33,64 +33,6 @@ pub const VERSION: u32 = 1;
 pub const ENCODING: &str = "hdrhistogram-v2-deflate-base64";
 /// Highest value of the `req_per_sec` histogram.
 const REQ_PER_SEC_MAX: u64 = 1_000_000_000;
-
-/// One input of a merged result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Source {
-    /// The file the input was read from, as named on the command line.
-    pub file: String,
-    /// The input's target URL.
-    pub url: String,
-    /// The input's start, Unix time in µs.
-    pub start_unix_us: u64,
-    /// The input's elapsed time, ns.
-    pub elapsed_ns: u64,
-    /// The input's completed responses.
-    pub requests: u64,
-    /// The input's threads.
-    pub threads: usize,
-    /// The input's connections.
-    pub connections: usize,
-    /// The input's target rate (req/s), `null` for closed loop.
-    pub rate: Option<f64>,
-}
-
-/// A run's (or a merge's) result, as the commands use it.
-#[derive(Debug, Clone)]
-pub struct RunResult {
-    /// What was measured.
-    pub summary: Summary,
-    /// The thresholds declared for it.
-    pub slos: Vec<Slo>,
-    /// Their verdicts, in the same order.
-    pub outcomes: Vec<Outcome>,
-    /// For a merged result, the inputs (empty for a single run).
-    pub sources: Vec<Source>,
-}
-
-impl RunResult {
-    /// A result with `slos` evaluated against `summary`.
-    pub fn new(summary: Summary, slos: Vec<Slo>, sources: Vec<Source>) -> RunResult {
-        let outcomes = slo::evaluate_all(&slos, &summary);
-        RunResult {
-            summary,
-            slos,
-            outcomes,
-            sources,
-        }
-    }
-
-    /// Replaces the thresholds and re-evaluates them.
-    pub fn set_slos(&mut self, slos: Vec<Slo>) {
-        self.outcomes = slo::evaluate_all(&slos, &self.summary);
-        self.slos = slos;
-    }
-
-    /// Whether every threshold passed (true when there are none).
-    pub fn passed(&self) -> bool {
-        self.outcomes.iter().all(|o| o.pass)
-    }
-}
 
 /// The whole JSON document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

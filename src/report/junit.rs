@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::clock::{rfc3339, unix_us};
-use crate::report::json::RunResult;
+use crate::result::RunResult;
 
 /// The `classname` of every threshold's test case.
 const CLASSNAME: &str = "loadgen.thresholds";
@@ -84,8 +84,8 @@ mod tests {
 
     use super::*;
     use crate::config::{Config, Target};
-    use crate::engine::Summary;
     use crate::record::Stats;
+    use crate::result::Summary;
     use crate::slo::Slo;
 
     /// Ten 500 responses of 1 ms each, checked against `p99<=1s` (passes) and

@@ -1,4 +1,4 @@
-//! Reports: writers that turn a [`Summary`](crate::engine::Summary) into text for people (the
+//! Reports: writers that turn a [`Summary`](crate::result::Summary) into text for people (the
 //! wrk2 layout) or documents for machines. Each writes into any `impl Write`; none measures.
 
 pub mod hlog;

@@ -8,8 +8,8 @@ use std::io::{self, Write};
 
 use hdrhistogram::Histogram;
 
-use crate::engine::Summary;
 use crate::record::{within_stdev, Errors, SIGFIG};
+use crate::result::Summary;
 use crate::schedule::{Arrivals, RateProfile};
 use crate::units::{format_binary, format_duration, format_metric, format_time_us};
 
@@ -489,8 +489,8 @@ mod tests {
 
     use super::notes;
     use crate::config::{Config, Target};
-    use crate::engine::Summary;
     use crate::record::Stats;
+    use crate::result::Summary;
     use crate::schedule::RateProfile;
 
     /// A 10 s open-loop run at 1000 req/s, one thread, that completed `done` requests with a

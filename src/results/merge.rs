@@ -8,10 +8,10 @@
 //! starts at the earliest start and lasts as long as the longest input, so its Requests/sec
 //! is the combined rate. The time series shows how the inputs really overlapped.
 
-use crate::engine::Summary;
 use crate::error::{Error, Result};
 use crate::record::Stats;
-use crate::report::json::{RunResult, Source};
+use crate::result::Summary;
+use crate::result::{RunResult, Source};
 use crate::slo::Slo;
 
 fn source_of(file: &str, r: &RunResult) -> Source {

@@ -20,8 +20,9 @@ use crate::config::Config;
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
-use crate::report::json::{self, RunResult};
+use crate::report::json;
 use crate::report::{hlog, junit, text, thresholds};
+use crate::result::RunResult;
 use crate::slo;
 
 /// Writes text to stdout (or stderr), treating a closed pipe as success. Stdout is the

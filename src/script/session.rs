@@ -15,9 +15,9 @@ use super::thread::{SetupThread, ThreadSeed};
 use super::value::Portable;
 use super::{new_state, script_error, Probe};
 use crate::config::Config;
-use crate::engine::Summary;
 use crate::error::Result;
 use crate::interrupt::{self, Phase};
+use crate::result::Summary;
 
 /// The setup/done state and the threads `setup` saw.
 pub struct Session {
