@@ -45,7 +45,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Find the highest constant rate at which every --slo threshold holds: climb, bisect,
     /// confirm, with short open-loop runs.
-    Find(FindArgs),
+    Find(Box<FindArgs>),
     /// Merge JSON results (from several processes or machines) exactly and print the report.
     Merge(crate::results::MergeArgs),
     /// Re-print a saved JSON result (and re-check its thresholds).

@@ -29,6 +29,10 @@ use policy::{End, Kind, Next, Policy, Tried, Verdict};
 /// How long the closed-loop probe that picks the default start rate runs.
 pub const PROBE: Duration = Duration::from_secs(1);
 
+/// Share of a failing step's corrected p99 that its send lag p99 (over [`LAG_WARN_US`])
+/// must reach for the generator to have been the limit.
+pub const LAG_SHARE: f64 = 0.25;
+
 /// Confirmation runs at most: the first and two step-downs.
 pub const CONFIRM_TRIES: usize = 3;
 
@@ -72,11 +76,13 @@ pub struct Judged {
 
 /// Judges one step's result: failed when a threshold failed or the server did not achieve
 /// the rate (under [`RATE_WARN_SHARE`] of it), else passed. A failure is *invalid* instead
-/// when the generator was the limit: its send lag p99 (from when a request was due and its
-/// connection free to when it was sent) over [`LAG_WARN_US`], or its worker threads on a
-/// CPU [`BUSY_WARN_SHARE`] of the step; it then says nothing about the server. (A pass
-/// stands even so: the corrected latencies include the generator's lateness, which can only
-/// make them worse.) Dropped requests are the server's doing (every connection was waiting
+/// when the generator was the limit, and it then says nothing about the server: its worker
+/// threads were on a CPU [`BUSY_WARN_SHARE`] of the step, or its send lag p99 (from when a
+/// request was due and its connection free to when it was sent) was over [`LAG_WARN_US`]
+/// and at least a [`LAG_SHARE`] of the corrected p99 (a busy machine delays a few sends by a
+/// millisecond or two; a generator that cannot keep up falls behind by as much as the
+/// latencies it reports). A pass stands even so: the corrected latencies include the
+/// generator's lateness, which can only make them worse. Dropped requests are the server's doing (every connection was waiting
 /// on it): they fail the step through its corrected latencies, and the connections the rate
 /// would have needed are reported.
 pub fn classify(r: &RunResult) -> Judged {
@@ -99,13 +105,14 @@ pub fn classify(r: &RunResult) -> Judged {
     };
     let lag99 = crate::hdr::value_at_quantile(&s.stats.send_lag, 0.99);
     let busy = busy_share(s);
-    if lag99 > LAG_WARN_US {
+    let p99 = crate::hdr::value_at_quantile(&s.stats.corrected, 0.99);
+    if lag99 > LAG_WARN_US && lag99 as f64 >= LAG_SHARE * p99 as f64 {
         return judged(
             Verdict::Invalid,
             format!(
-                "{failure}, but the generator fell behind its plan: send lag p99 {}, over {}",
+                "{failure}, but the generator fell behind its plan: send lag p99 {} (p99 {})",
                 format_time_us(lag99 as f64),
-                format_time_us(LAG_WARN_US as f64)
+                format_time_us(p99 as f64)
             ),
         );
     }
@@ -426,4 +433,91 @@ fn write_doc(
     let mut text = serde_json::to_string_pretty(&d).expect("a document serializes");
     text.push('\n');
     write_atomic(path, text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::config::Target;
+    use crate::record::Stats;
+
+    /// A 1 s step at 1000 req/s on one thread and 10 connections that completed `done`
+    /// requests, each 2 ms, sent `lag_us` late.
+    fn step(done: u64, lag_us: u64) -> Summary {
+        let mut c = Config::new(Target::parse("http://127.0.0.1:1/").unwrap());
+        c.threads = 1;
+        c.connections = 10;
+        c.duration = Duration::from_secs(1);
+        c.rate = Some(RateProfile::Constant(1000.0));
+        let mut stats = Stats::new();
+        for i in 0..done {
+            let t = i * 1_000_000;
+            stats.record(t, t, t + lag_us * 1000, t + lag_us * 1000 + 2_000_000, 200);
+        }
+        Summary {
+            config: c,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            started: SystemTime::now(),
+            elapsed: Duration::from_secs(1),
+            interrupted: false,
+            script_error: None,
+            stats,
+        }
+    }
+
+    fn judge(s: Summary, slo: &str) -> Judged {
+        classify(&RunResult::new(
+            s,
+            vec![Slo::parse(slo).unwrap()],
+            Vec::new(),
+        ))
+    }
+
+    #[test]
+    fn a_step_passes_fails_or_is_invalid() {
+        assert_eq!(judge(step(1000, 5), "p99<=10ms").verdict, Verdict::Pass);
+        let j = judge(step(1000, 5), "p99<=1ms");
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert!(j.reason.contains("p99<=1ms"), "{}", j.reason);
+        // A rate the server did not hold fails without any latency threshold failing.
+        let j = judge(step(500, 5), "p99<=10ms");
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert!(j.reason.contains("achieved 500 of 1000"), "{}", j.reason);
+        // A failure while the generator sent late, by a good part of the latency, is the
+        // generator's: invalid (5 ms late of 7 ms).
+        let j = judge(step(1000, 5000), "p99<=5ms");
+        assert_eq!(j.verdict, Verdict::Invalid);
+        assert!(j.reason.contains("send lag p99"), "{}", j.reason);
+        // A few ms late on a 50 ms failure is a busy machine, not the limit: a fail.
+        let mut slow = step(0, 0);
+        for i in 0..1000u64 {
+            let t = i * 1_000_000;
+            slow.stats.record(t, t, t + 3_000_000, t + 50_000_000, 200);
+        }
+        assert_eq!(judge(slow, "p99<=20ms").verdict, Verdict::Fail);
+        // So is one while its threads were on a CPU 95% of the step.
+        let mut busy = step(500, 5);
+        busy.stats.cpu_ns = 950_000_000;
+        let j = judge(busy, "p99<=10ms");
+        assert_eq!(j.verdict, Verdict::Invalid);
+        assert!(j.reason.contains("busy 95%"), "{}", j.reason);
+        // A pass stands even with a late generator: its lateness is in the latencies.
+        assert_eq!(judge(step(1000, 5000), "p99<=10ms").verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn dropped_requests_say_how_many_connections_were_needed() {
+        // 1000 req/s at 50 ms a request needs 50 connections; the step had 10.
+        let mut s = step(0, 0);
+        for i in 0..200u64 {
+            let t = i * 5_000_000;
+            s.stats.record(t, t, t, t + 50_000_000, 200);
+        }
+        s.stats.dropped = 800;
+        let j = judge(s, "p99<=10ms");
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert_eq!(j.needed, Some(50));
+    }
 }
