@@ -33,6 +33,11 @@ pub const PROBE: Duration = Duration::from_secs(1);
 /// must reach for the generator to have been the limit.
 pub const LAG_SHARE: f64 = 0.25;
 
+/// Below this [`server_share`], connections that requests waited for were held by the
+/// generator, not the server: measured server-limited steps were at 0.8 to 1, steps of a
+/// generator that could not turn its connections around fast enough at 0.5 to 0.65.
+pub const SERVER_SHARE_MIN: f64 = 0.75;
+
 /// Confirmation runs at most: the first and two step-downs.
 pub const CONFIRM_TRIES: usize = 3;
 
@@ -81,7 +86,12 @@ pub struct Judged {
 /// request was due and its connection free to when it was sent) was over [`LAG_WARN_US`]
 /// and at least a [`LAG_SHARE`] of the corrected p99 (a busy machine delays a few sends by a
 /// millisecond or two; a generator that cannot keep up falls behind by as much as the
-/// latencies it reports). A pass stands even so: the corrected latencies include the
+/// latencies it reports), or requests waited for connections (the rate fell short, or
+/// requests were dropped, with no failed request) that the server held less than
+/// [`SERVER_SHARE_MIN`] of the time (Little's law: achieved rate × mean uncorrected latency,
+/// which ends when a response reached the socket, over the connections): the rest of the
+/// time the connections waited on the generator to read responses and send. A pass stands
+/// even so: the corrected latencies include the
 /// generator's lateness, which can only make them worse. Dropped requests are the server's doing (every connection was waiting
 /// on it): they fail the step through its corrected latencies, and the connections the rate
 /// would have needed are reported.
@@ -116,6 +126,18 @@ pub fn classify(r: &RunResult) -> Judged {
             ),
         );
     }
+    let st = &s.stats;
+    let waited = achieved < rate * RATE_WARN_SHARE || st.dropped > 0;
+    let held = server_share(s);
+    if waited && st.errors.socket() == 0 && held < SERVER_SHARE_MIN {
+        return judged(
+            Verdict::Invalid,
+            format!(
+                "{failure}, but requests waited for connections that the server held only {:.0}% of the time (the rest, the generator did)",
+                held * 100.0
+            ),
+        );
+    }
     if busy >= BUSY_WARN_SHARE {
         return judged(
             Verdict::Invalid,
@@ -126,6 +148,17 @@ pub fn classify(r: &RunResult) -> Judged {
         );
     }
     judged(Verdict::Fail, failure)
+}
+
+/// The share of the step's connection time that the server held them (Little's law):
+/// achieved rate × mean uncorrected latency (send to the response's arrival at the socket)
+/// over the connections. Near 1 when every connection was waiting on the server.
+pub fn server_share(s: &Summary) -> f64 {
+    let h = &s.stats.uncorrected;
+    if h.is_empty() {
+        return 0.0;
+    }
+    s.achieved_rate() * h.mean() / 1e6 / s.config.connections as f64
 }
 
 /// Writes one line to stdout; a closed pipe or other write error is ignored (the search
@@ -357,7 +390,7 @@ fn finish(steps: &[Step], end: Option<End>) -> Result<i32> {
                 .map(|s| s.judged.reason.clone())
                 .unwrap_or_default();
             Err(Error::Runtime(format!(
-                "stopped at {rate:.0} req/s, where the generator, not the server, was the limit ({why}): the server's capacity is higher than this generator can show; use more threads (-t) or more generator machines{so_far}"
+                "stopped at {rate:.0} req/s, where the generator, not the server, was the limit ({why}): the server's capacity is higher than this generator can show; use more threads (-t), more connections (-c) or more generator machines{so_far}"
             )))
         }
         None => {
@@ -446,6 +479,11 @@ mod tests {
     /// A 1 s step at 1000 req/s on one thread and 10 connections that completed `done`
     /// requests, each 2 ms, sent `lag_us` late.
     fn step(done: u64, lag_us: u64) -> Summary {
+        step_of(done, lag_us, 2)
+    }
+
+    /// [`step`] with responses that took `ms` milliseconds.
+    fn step_of(done: u64, lag_us: u64, ms: u64) -> Summary {
         let mut c = Config::new(Target::parse("http://127.0.0.1:1/").unwrap());
         c.threads = 1;
         c.connections = 10;
@@ -454,7 +492,8 @@ mod tests {
         let mut stats = Stats::new();
         for i in 0..done {
             let t = i * 1_000_000;
-            stats.record(t, t, t + lag_us * 1000, t + lag_us * 1000 + 2_000_000, 200);
+            let sent = t + lag_us * 1000;
+            stats.record(t, t, sent, sent + ms * 1_000_000, 200);
         }
         Summary {
             config: c,
@@ -481,8 +520,9 @@ mod tests {
         let j = judge(step(1000, 5), "p99<=1ms");
         assert_eq!(j.verdict, Verdict::Fail);
         assert!(j.reason.contains("p99<=1ms"), "{}", j.reason);
-        // A rate the server did not hold fails without any latency threshold failing.
-        let j = judge(step(500, 5), "p99<=10ms");
+        // A rate the server did not hold fails without any latency threshold failing: its
+        // 20 ms responses held the 10 connections all the time (500/s × 20 ms).
+        let j = judge(step_of(500, 5, 20), "p99<=30ms");
         assert_eq!(j.verdict, Verdict::Fail);
         assert!(j.reason.contains("achieved 500 of 1000"), "{}", j.reason);
         // A failure while the generator sent late, by a good part of the latency, is the
@@ -497,10 +537,15 @@ mod tests {
             slow.stats.record(t, t, t + 3_000_000, t + 50_000_000, 200);
         }
         assert_eq!(judge(slow, "p99<=20ms").verdict, Verdict::Fail);
+        // Short of the rate although the server held the connections only 10% of the time
+        // (500/s × 2 ms over 10): they waited on the generator.
+        let j = judge(step(500, 5), "p99<=10ms");
+        assert_eq!(j.verdict, Verdict::Invalid);
+        assert!(j.reason.contains("held only 10%"), "{}", j.reason);
         // So is one while its threads were on a CPU 95% of the step.
-        let mut busy = step(500, 5);
+        let mut busy = step_of(500, 5, 20);
         busy.stats.cpu_ns = 950_000_000;
-        let j = judge(busy, "p99<=10ms");
+        let j = judge(busy, "p99<=30ms");
         assert_eq!(j.verdict, Verdict::Invalid);
         assert!(j.reason.contains("busy 95%"), "{}", j.reason);
         // A pass stands even with a late generator: its lateness is in the latencies.
