@@ -1,4 +1,4 @@
-//! The commands behind the CLI: a load test, `serve` and `demo`. Each takes parsed arguments,
+//! The commands behind the CLI: a load test, `serve`, `demo` and `find`. Each takes parsed arguments,
 //! drives the library and writes the report; `main` only maps the result to an exit code.
 
 use std::net::SocketAddr;
@@ -17,6 +17,10 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Some(Command::Serve(a)) => serve(a),
         Some(Command::Demo(a)) => demo(a),
+        Some(Command::Find(a)) => {
+            crate::interrupt::install();
+            crate::find::run(&a.to_settings()?)
+        }
         Some(Command::Merge(a)) => crate::results::merge(a),
         Some(Command::Report(a)) => crate::results::report(a),
         None => {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::config::{Config, Pacing, Target};
+use crate::config::{Config, Pacing, PacingMode, Target};
 use crate::error::{Error, Result};
 use crate::schedule::RateProfile;
 use crate::units::{parse_count, parse_duration};
@@ -23,7 +23,7 @@ use crate::units::{parse_count, parse_duration};
     // As wrk (getopt): a flag given twice takes its last value (`-d3s -d2s` runs 2s).
     // Repeatable flags (-H, --slo) still collect every value.
     args_override_self = true,
-    override_usage = "loadgen [OPTIONS] <URL> [-- SCRIPT_ARGS...]\n       loadgen serve [OPTIONS]\n       loadgen demo [OPTIONS]\n       loadgen merge [OPTIONS] <RESULT>...\n       loadgen report [OPTIONS] <RESULT>",
+    override_usage = "loadgen [OPTIONS] <URL> [-- SCRIPT_ARGS...]\n       loadgen serve [OPTIONS]\n       loadgen demo [OPTIONS]\n       loadgen find [OPTIONS] --slo <EXPR>... <URL>\n       loadgen merge [OPTIONS] <RESULT>...\n       loadgen report [OPTIONS] <RESULT>",
     after_help = "Numbers take SI suffixes (10k, 1M); times take us, ms, s, m, h (a bare number is seconds). Flags may also follow the URL; put -- before script arguments.\nWith -R, latency is measured from when each request should have been sent (coordinated-omission corrected), to when the response reached the socket (kernel receive timestamp).\nWithout -R, loadgen runs closed loop at maximum throughput, like wrk.\nExit codes: 0 ok, 1 run failed, 2 usage error, 3 threshold breached."
 )]
 pub struct Cli {
@@ -43,6 +43,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Start the built-in server on a loopback port and run a short constant-rate test against it.
     Demo(DemoArgs),
+    /// Find the highest constant rate at which every --slo threshold holds: climb, bisect,
+    /// confirm, with short open-loop runs.
+    Find(Box<FindArgs>),
     /// Merge JSON results (from several processes or machines) exactly and print the report.
     Merge(crate::results::MergeArgs),
     /// Re-print a saved JSON result (and re-check its thresholds).
@@ -52,15 +55,6 @@ pub enum Command {
 /// wrk2's load-test flags plus loadgen's additions.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Connections to keep open, in total (split evenly over threads)
-    #[arg(
-        short = 'c',
-        long = "connections",
-        default_value = "10",
-        value_name = "N",
-        allow_hyphen_values = true
-    )]
-    pub connections: String,
     /// Duration of the test, e.g. 30s, 2m, 1h (a bare number is seconds) [default: 10s]
     #[arg(
         short = 'd',
@@ -69,36 +63,6 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     pub duration: Option<String>,
-    /// Number of worker threads
-    #[arg(
-        short = 't',
-        long = "threads",
-        default_value = "2",
-        value_name = "N",
-        allow_hyphen_values = true
-    )]
-    pub threads: String,
-    /// Lua script (wrk/wrk2 API)
-    #[arg(short = 's', long = "script", value_name = "FILE")]
-    pub script: Option<PathBuf>,
-    /// Add a request header, "Name: value" (repeatable)
-    #[arg(short = 'H', long = "header", value_name = "H", action = ArgAction::Append)]
-    pub headers: Vec<String>,
-    /// Print the latency distribution and detailed percentile spectrum
-    #[arg(short = 'L', long = "latency")]
-    pub latency: bool,
-    /// Also print the uncorrected latency distribution (implies --latency)
-    #[arg(short = 'U', long = "u_latency")]
-    pub u_latency: bool,
-    /// Request timeout, at least 1ms: a response not complete in this time counts as a timeout
-    /// error (with -R, also as a lower bound in the corrected latencies)
-    #[arg(
-        long = "timeout",
-        default_value = "2s",
-        value_name = "T",
-        allow_hyphen_values = true
-    )]
-    pub timeout: String,
     /// Total requests per second (open loop, e.g. 10k; at most 1G); without it, closed loop at
     /// full speed
     #[arg(
@@ -125,6 +89,64 @@ pub struct RunArgs {
     /// clock, printed in the report and the JSON]
     #[arg(long = "seed", value_name = "N")]
     pub seed: Option<u64>,
+    /// What to load and how: connections, threads, requests, pacing, TLS, the URL.
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Print the latency distribution and detailed percentile spectrum
+    #[arg(short = 'L', long = "latency")]
+    pub latency: bool,
+    /// Also print the uncorrected latency distribution (implies --latency)
+    #[arg(short = 'U', long = "u_latency")]
+    pub u_latency: bool,
+    /// With pipelining, time whole batches (accepted for wrk2 compatibility; loadgen always
+    /// times each response)
+    #[arg(short = 'B', long = "batch_latency", hide = true)]
+    pub batch_latency: bool,
+    /// Results: JSON, thresholds, JUnit, interval log, quiet.
+    #[command(flatten)]
+    pub output: crate::results::OutputArgs,
+    /// Print version
+    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    pub version: Option<bool>,
+}
+
+/// The flags that say what load to send and how, shared by a load test and `find` (which
+/// chooses the rate and duration of its steps itself).
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Connections to keep open, in total (split evenly over threads)
+    #[arg(
+        short = 'c',
+        long = "connections",
+        default_value = "10",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
+    pub connections: String,
+    /// Number of worker threads
+    #[arg(
+        short = 't',
+        long = "threads",
+        default_value = "2",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
+    pub threads: String,
+    /// Lua script (wrk/wrk2 API)
+    #[arg(short = 's', long = "script", value_name = "FILE")]
+    pub script: Option<PathBuf>,
+    /// Add a request header, "Name: value" (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "H", action = ArgAction::Append)]
+    pub headers: Vec<String>,
+    /// Request timeout, at least 1ms: a response not complete in this time counts as a timeout
+    /// error (with -R, also as a lower bound in the corrected latencies)
+    #[arg(
+        long = "timeout",
+        default_value = "2s",
+        value_name = "T",
+        allow_hyphen_values = true
+    )]
+    pub timeout: String,
     /// How requests wait for their intended send time: precise (timerfd, microseconds),
     /// coarse (the thread wakes once per --tick: a quarter of the CPU; requests leave in
     /// per-tick batches, up to a tick early, timed from their actual send), or auto: coarse
@@ -136,10 +158,6 @@ pub struct RunArgs {
     /// reach the server as one larger burst; with --pacing auto, implies coarse [default: 750us]
     #[arg(long = "tick", value_name = "T")]
     pub tick: Option<String>,
-    /// With pipelining, time whole batches (accepted for wrk2 compatibility; loadgen always
-    /// times each response)
-    #[arg(short = 'B', long = "batch_latency", hide = true)]
-    pub batch_latency: bool,
     /// HTTP method
     #[arg(
         short = 'm',
@@ -160,12 +178,6 @@ pub struct RunArgs {
     /// Also trust the CA certificates in this PEM file
     #[arg(long = "cacert", value_name = "FILE")]
     pub cacert: Option<PathBuf>,
-    /// Results: JSON, thresholds, JUnit, interval log, quiet.
-    #[command(flatten)]
-    pub output: crate::results::OutputArgs,
-    /// Print version
-    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
-    pub version: Option<bool>,
     /// Target URL: http://host:port/path or https://... (the port is optional)
     #[arg(value_name = "URL", required = true)]
     pub url: Option<String>,
@@ -174,6 +186,52 @@ pub struct RunArgs {
     /// with `-` goes after it
     #[arg(value_name = "SCRIPT_ARGS")]
     pub script_args: Vec<String>,
+}
+
+/// `loadgen find`: the highest constant rate at which every threshold holds.
+#[derive(Debug, Args)]
+#[command(args_override_self = true)]
+pub struct FindArgs {
+    /// A threshold every step must meet, e.g. 'p99<=20ms', 'errors<=0.1%' (repeatable; at
+    /// least one, or --fail-on-errors). See docs/slo.md
+    #[arg(long = "slo", value_name = "EXPR", action = ArgAction::Append)]
+    pub slo: Vec<String>,
+    /// Also require that no request failed (the same as --slo 'errors==0')
+    #[arg(long = "fail-on-errors")]
+    pub fail_on_errors: bool,
+    /// First rate to try, req/s [default: a 1s closed-loop probe's rate / 10]
+    #[arg(long = "start", value_name = "N", allow_hyphen_values = true)]
+    pub start: Option<String>,
+    /// Highest rate to try, req/s [default: 1G]
+    #[arg(long = "max", value_name = "N", allow_hyphen_values = true)]
+    pub max: Option<String>,
+    /// Factor between climbing steps, more than 1
+    #[arg(long = "factor", value_name = "F", default_value = "2")]
+    pub factor: f64,
+    /// Bisect until the first failing rate is within this much of the highest passing one,
+    /// 0.1% to 50%
+    #[arg(long = "precision", value_name = "P", default_value = "2%")]
+    pub precision: String,
+    /// Length of each step (an open-loop run at one constant rate)
+    #[arg(
+        long = "step-duration",
+        value_name = "T",
+        default_value = "5s",
+        allow_hyphen_values = true
+    )]
+    pub step_duration: String,
+    /// Length of the run that confirms the rate found (0: no confirmation); one that fails
+    /// steps down by --precision and confirms again, at most 3 times [default: 3 x
+    /// --step-duration]
+    #[arg(long = "confirm", value_name = "T", allow_hyphen_values = true)]
+    pub confirm: Option<String>,
+    /// Write every step's full result, and what was found, as JSON to FILE (schema
+    /// loadgen.find, docs/find.md)
+    #[arg(long = "json", value_name = "FILE")]
+    pub json: Option<String>,
+    /// What to load and how (the load-test flags, without -d and -R).
+    #[command(flatten)]
+    pub load: LoadArgs,
 }
 
 /// `loadgen serve`: the built-in target server. On Ctrl-C or SIGTERM it prints the service times
@@ -337,6 +395,28 @@ pub fn header(h: &str) -> Result<(String, String)> {
     Ok((k.to_string(), v.trim().to_string()))
 }
 
+/// Parses a total request rate for `flag` (`-R`, `find --start`): positive, at most 1G
+/// req/s, and at least one request a second per thread.
+pub fn rate(s: &str, flag: &str, threads: usize) -> Result<f64> {
+    let rate = parse_count(s).map_err(|e| usage(e, flag))?;
+    if rate <= 0.0 {
+        return Err(Error::Usage(format!(
+            "{flag}: must be greater than zero, got {s:?}"
+        )));
+    }
+    if rate > MAX_RATE {
+        return Err(Error::Usage(format!(
+            "{flag}: at most 1G req/s (one request a nanosecond), got {s:?}"
+        )));
+    }
+    if rate < threads as f64 {
+        return Err(Error::Usage(format!(
+            "{flag}: {rate} req/s is less than one per thread ({threads} threads); lower -t"
+        )));
+    }
+    Ok(rate)
+}
+
 /// Parses `--stages`: `DUR:RATE[,DUR:RATE...]`.
 pub fn stages(spec: &str) -> Result<Vec<crate::schedule::Stage>> {
     let bad = |why: String| Error::Usage(format!("--stages {spec:?}: {why}"));
@@ -422,50 +502,12 @@ impl RunArgs {
 
     /// Validates the flags into a [`Config`].
     pub fn to_config(&self) -> Result<Config> {
-        let url = self
-            .url
-            .as_deref()
-            .ok_or_else(|| Error::Usage("missing URL".into()))?;
-        let target = Target::parse(url)?;
-        let mut c = Config::new(target);
-        c.threads = count(&self.threads, "-t/--threads")?;
-        c.connections = count(&self.connections, "-c/--connections")?;
-        if c.connections < c.threads {
-            return Err(Error::Usage(format!(
-                "number of connections must be >= threads ({} connections, {} threads)",
-                c.connections, c.threads
-            )));
-        }
+        let mut c = self.load.to_config()?;
         if let Some(d) = &self.duration {
             c.duration = duration(d, "-d/--duration")?;
         }
-        c.timeout = duration(&self.timeout, "--timeout")?;
-        // tokio's timer, which enforces it, counts whole milliseconds.
-        if c.timeout < std::time::Duration::from_millis(1) {
-            return Err(Error::Usage(format!(
-                "--timeout: at least 1ms, got {:?}",
-                self.timeout
-            )));
-        }
         if let Some(r) = &self.rate {
-            let rate = parse_count(r).map_err(|e| usage(e, "-R/--rate"))?;
-            if rate <= 0.0 {
-                return Err(Error::Usage(format!(
-                    "-R/--rate: must be greater than zero, got {r:?}"
-                )));
-            }
-            if rate > MAX_RATE {
-                return Err(Error::Usage(format!(
-                    "-R/--rate: at most 1G req/s (one request a nanosecond), got {r:?}"
-                )));
-            }
-            if rate < c.threads as f64 {
-                return Err(Error::Usage(format!(
-                    "-R/--rate: {rate} req/s is less than one per thread ({} threads); lower -t",
-                    c.threads
-                )));
-            }
-            c.rate = Some(RateProfile::Constant(rate));
+            c.rate = Some(RateProfile::Constant(rate(r, "-R/--rate", c.threads)?));
         }
         if let Some(profile) = self.profile(c.target_rate())? {
             if self.duration.is_some() {
@@ -499,6 +541,50 @@ impl RunArgs {
                 "--seed: only with --arrivals poisson (uniform arrivals are not random)".into(),
             ));
         }
+        c.pacing = self.load.pacing_mode().resolve(&c);
+        c.latency = self.latency || self.u_latency;
+        c.u_latency = self.u_latency;
+        Ok(c)
+    }
+}
+
+impl LoadArgs {
+    /// How `--pacing` (and `--tick`) choose the pacing of a run at a given rate.
+    pub fn pacing_mode(&self) -> PacingMode {
+        match self.pacing.as_str() {
+            "coarse" => PacingMode::Fixed(Pacing::Coarse),
+            "precise" => PacingMode::Fixed(Pacing::Precise),
+            _ => PacingMode::Auto {
+                tick: self.tick.is_some(),
+            },
+        }
+    }
+
+    /// Validates the flags into a closed-loop [`Config`] with the default duration; the
+    /// caller sets the rate and duration, then the pacing ([`LoadArgs::pacing_mode`]).
+    pub fn to_config(&self) -> Result<Config> {
+        let url = self
+            .url
+            .as_deref()
+            .ok_or_else(|| Error::Usage("missing URL".into()))?;
+        let target = Target::parse(url)?;
+        let mut c = Config::new(target);
+        c.threads = count(&self.threads, "-t/--threads")?;
+        c.connections = count(&self.connections, "-c/--connections")?;
+        if c.connections < c.threads {
+            return Err(Error::Usage(format!(
+                "number of connections must be >= threads ({} connections, {} threads)",
+                c.connections, c.threads
+            )));
+        }
+        c.timeout = duration(&self.timeout, "--timeout")?;
+        // tokio's timer, which enforces it, counts whole milliseconds.
+        if c.timeout < std::time::Duration::from_millis(1) {
+            return Err(Error::Usage(format!(
+                "--timeout: at least 1ms, got {:?}",
+                self.timeout
+            )));
+        }
         if let Some(t) = &self.tick {
             if self.pacing == "precise" {
                 return Err(Error::Usage(
@@ -513,14 +599,7 @@ impl RunArgs {
             }
             c.tick = d;
         }
-        c.pacing = match (self.pacing.as_str(), &c.rate) {
-            ("coarse", _) => Pacing::Coarse,
-            ("precise", _) | (_, None) => Pacing::Precise,
-            // auto: a tick given asks for ticks.
-            (_, Some(_)) if self.tick.is_some() => Pacing::Coarse,
-            // A profile's pacing is chosen for its peak, the rate that costs most.
-            (_, Some(p)) => Pacing::auto(p.peak(), c.threads, c.connections, c.tick),
-        };
+        c.pacing = self.pacing_mode().resolve(&c);
         c.headers = self
             .headers
             .iter()
@@ -538,8 +617,6 @@ impl RunArgs {
             })?),
             (None, None) => None,
         };
-        c.latency = self.latency || self.u_latency;
-        c.u_latency = self.u_latency;
         c.insecure = self.insecure;
         if let Some(p) = &self.cacert {
             if !p.is_file() {
@@ -563,6 +640,82 @@ impl RunArgs {
             .chain(self.script_args.iter().cloned())
             .collect();
         Ok(c)
+    }
+}
+
+impl FindArgs {
+    /// Validates the flags into the search's [`Settings`](crate::find::Settings).
+    pub fn to_settings(&self) -> Result<crate::find::Settings> {
+        let base = self.load.to_config()?;
+        let slos = crate::slo::parse_all(&self.slo, self.fail_on_errors)?;
+        if slos.is_empty() {
+            return Err(Error::Usage(
+                "find: give at least one threshold to hold, e.g. --slo 'p99<=20ms'".into(),
+            ));
+        }
+        let start = self
+            .start
+            .as_deref()
+            .map(|s| rate(s, "--start", base.threads))
+            .transpose()?;
+        let max = match &self.max {
+            Some(m) => rate(m, "--max", base.threads)?,
+            None => MAX_RATE,
+        };
+        if let Some(s) = start {
+            if s > max {
+                return Err(Error::Usage(format!("--start {s} is above --max {max}")));
+            }
+        }
+        if !(self.factor > 1.0 && self.factor <= 100.0) {
+            return Err(Error::Usage(format!(
+                "--factor: must be more than 1 and at most 100, got {}",
+                self.factor
+            )));
+        }
+        let p = self.precision.trim();
+        let precision: f64 = p
+            .strip_suffix('%')
+            .unwrap_or(p)
+            .trim()
+            .parse()
+            .map_err(|_| {
+                Error::Usage(format!(
+                    "--precision: expected a percentage such as 2%, got {p:?}"
+                ))
+            })?;
+        if !(0.1..=50.0).contains(&precision) {
+            return Err(Error::Usage(format!(
+                "--precision: must be from 0.1% to 50%, got {p:?}"
+            )));
+        }
+        let step = duration(&self.step_duration, "--step-duration")?;
+        let confirm = match self.confirm.as_deref() {
+            None => Some(step * 3),
+            Some(c) if parse_duration(c).is_ok_and(|d| d.is_zero()) => None,
+            Some(c) => Some(duration(c, "--confirm")?),
+        };
+        let json = match self.json.as_deref() {
+            None => None,
+            Some("-") => {
+                return Err(Error::Usage(
+                    "--json: find writes its result to a file; give a file name".into(),
+                ))
+            }
+            Some(p) => Some(crate::results::args::out_path(p, "--json")?),
+        };
+        Ok(crate::find::Settings {
+            pacing: self.load.pacing_mode(),
+            base,
+            slos,
+            start,
+            max,
+            factor: self.factor,
+            precision: precision / 100.0,
+            step,
+            confirm,
+            json,
+        })
     }
 }
 

@@ -186,6 +186,35 @@ impl Pacing {
     }
 }
 
+/// `--pacing` as given, before a rate is known: `auto` is decided per run (for `find`, per
+/// step), from that run's rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacingMode {
+    /// `--pacing precise` or `--pacing coarse`.
+    Fixed(Pacing),
+    /// `--pacing auto`; `tick` says whether `--tick` was given (which asks for ticks).
+    Auto {
+        /// `--tick` was given.
+        tick: bool,
+    },
+}
+
+impl PacingMode {
+    /// The pacing of a run configured as `c` (its rate, threads, connections and tick):
+    /// closed loop is precise unless coarse was asked for.
+    pub fn resolve(self, c: &Config) -> Pacing {
+        // A profile's pacing is chosen for its peak, the rate that costs most.
+        match (self, c.peak_rate()) {
+            (PacingMode::Fixed(p), _) => p,
+            (PacingMode::Auto { .. }, None) => Pacing::Precise,
+            (PacingMode::Auto { tick: true }, Some(_)) => Pacing::Coarse,
+            (PacingMode::Auto { tick: false }, Some(r)) => {
+                Pacing::auto(r, c.threads, c.connections, c.tick)
+            }
+        }
+    }
+}
+
 /// A complete, validated description of one run.
 #[derive(Debug, Clone)]
 pub struct Config {

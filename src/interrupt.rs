@@ -172,15 +172,25 @@ pub fn name_script(path: &Path) {
     let _ = SCRIPT.set(path.display().to_string());
 }
 
-/// Enters [`Phase::Run`] and returns what tells the engine of the signal that stops it.
+/// Enters [`Phase::Run`] and returns what tells the engine of the signal that stops it. A
+/// signal that was passed on before (between the runs of `find`, which stays in
+/// [`Phase::Run`]) stops the new run at once.
 pub fn subscribe() -> Interrupts {
     install();
     let rx = FORWARD.get().map(|f| {
-        let rx = f.subscribe();
+        let mut rx = f.subscribe();
+        if *rx.borrow() > 0 {
+            rx.mark_changed();
+        }
         set_phase(Phase::Run);
         rx
     });
     Interrupts { rx }
+}
+
+/// Whether a signal has been received (and, in [`Phase::Run`], passed on to stop the run).
+pub fn signalled() -> bool {
+    COUNT.load(Ordering::SeqCst) > 0
 }
 
 /// The engine's end of the signal thread: the signal that stops the run.

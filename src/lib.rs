@@ -24,6 +24,8 @@
 //! - [`hdr`]: HdrHistogram V2 encodings (plain, and compressed + base64).
 //! - [`report`]: the wrk2 text report, the JSON result, JUnit XML, `.hlog` interval logs.
 //! - [`slo`]: the `--slo` threshold grammar and its evaluation.
+//! - [`find`]: `loadgen find`, the capacity search: a pure policy over short constant-rate
+//!   runs of the engine.
 //! - [`results`]: outputs and exit codes of a run; the `merge` and `report` commands.
 //! - [`server`]: the built-in target server used by `serve`, `demo` and the tests.
 //! - [`app`]: the commands behind the CLI; [`error`]: error kinds and exit codes.
@@ -35,6 +37,7 @@ pub mod config;
 pub mod conn;
 pub mod engine;
 pub mod error;
+pub mod find;
 pub mod fsutil;
 pub mod hdr;
 pub mod interrupt;

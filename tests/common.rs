@@ -41,8 +41,10 @@ pub fn alone() {
     });
 }
 
-/// Takes the load lock shared for the calling test, unless it already holds it.
-fn shared() {
+/// Takes the load lock shared for the calling test, unless it already holds it: a test that
+/// starts no server but keeps a CPU busy (the property tests) calls it too, so that it never
+/// runs beside a timing test.
+pub fn shared() {
     HELD.with(|h| {
         if h.borrow().is_none() {
             let g = LOAD.read().unwrap_or_else(|e| e.into_inner());

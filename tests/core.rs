@@ -386,6 +386,7 @@ fn a_billion_unsent_requests_are_recorded_at_once() {
 /// an earlier one at the end, dropped, each with its lower bound.
 #[test]
 fn a_write_the_server_never_reads_times_out() {
+    crate::common::shared();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -1,6 +1,6 @@
 //! The documentation matches the binary: README.md's Usage block shows every form `--help`
-//! lists, and every option `--help` lists for the load test, for `serve` and for `demo` is
-//! documented in README.md, and every option README.md documents for them exists.
+//! lists, and every option `--help` lists for the load test, for `serve`, `demo` and `find`
+//! is documented in README.md, and every option README.md documents for them exists.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -103,6 +103,22 @@ fn readme_server_table_matches_serve_help() {
 fn readme_demo_line_matches_demo_help() {
     let line = readme_section("`loadgen demo` takes", "\n");
     assert_same("loadgen demo", help_options(&["demo"]), options_in(&line));
+}
+
+/// `find` takes the load-test flags of the main table except those its section names, plus
+/// the flags of its own table.
+#[test]
+fn readme_find_section_matches_find_help() {
+    let main = table_options(&readme_section("| flag | meaning", "\n"));
+    let section = readme_section("## Finding your server's capacity", "## ");
+    let except = options_in(&readme_section(
+        "`find` takes the load-test flags except",
+        "|",
+    ));
+    assert!(except.contains("--duration"), "{except:?}");
+    let own = table_options(&section);
+    let readme: BTreeSet<String> = main.difference(&except).cloned().chain(own).collect();
+    assert_same("loadgen find", help_options(&["find"]), readme);
 }
 
 #[test]

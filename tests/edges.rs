@@ -37,6 +37,8 @@ struct RawServer {
 
 impl RawServer {
     fn start(b: Behaviour) -> RawServer {
+        // A load test: never beside a timing test (see `common::alone`).
+        shared();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         l.set_nonblocking(true).unwrap();
@@ -329,6 +331,7 @@ struct Unaccepting {
 
 impl Unaccepting {
     fn new(filled: bool) -> Unaccepting {
+        shared();
         // SAFETY: plain socket calls on a descriptor this struct owns.
         let (fd, port) = unsafe {
             let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);

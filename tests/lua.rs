@@ -17,6 +17,7 @@ fn recorder() -> (String, Arc<Mutex<Vec<u8>>>) {
 
 /// [`recorder`] answering every request with `response`.
 fn recorder_answering(response: &'static [u8]) -> (String, Arc<Mutex<Vec<u8>>>) {
+    crate::common::shared();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", l.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -290,6 +291,7 @@ fn lua_pipelined_requests_are_sent_together_and_each_counted() {
 /// due but unsent are each counted once as unfinished, so together they are the plan so far.
 #[test]
 fn lua_stopped_pipeline_counts_each_planned_request_once() {
+    crate::common::shared();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", l.local_addr().unwrap());
     std::thread::spawn(move || {

@@ -21,6 +21,8 @@ where
     S: Read + Write,
     W: Fn(TcpStream) -> S + Send + Sync + 'static,
 {
+    // A load test: never beside a timing test (see `common::alone`).
+    crate::common::shared();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
     let response = Arc::new(response);

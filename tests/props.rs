@@ -332,6 +332,7 @@ proptest! {
         heads in prop::collection::vec(any::<bool>(), 1..4),
         wants in any::<bool>(),
     ) {
+        crate::common::shared();
         let mut data = prefix.to_vec();
         data.extend_from_slice(&tail);
         let n = if wants {
@@ -351,6 +352,7 @@ proptest! {
         pieces in prop::collection::vec(1usize..400, 1..6),
         twice in any::<bool>(),
     ) {
+        crate::common::shared();
         // Twice: the same responses again, so that repeated heads come from the memo.
         let gens: Vec<Gen> = if twice { gens.iter().chain(&gens).cloned().collect() } else { gens };
         let mut data = Vec::new();

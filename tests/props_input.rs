@@ -186,6 +186,7 @@ proptest! {
         ]), 0..8),
         text in any::<String>(),
     ) {
+        crate::common::shared();
         let r = sample();
         for expr in [words.concat(), text] {
             if let Ok(slo) = Slo::parse(&expr) {
@@ -204,6 +205,7 @@ proptest! {
         ms in 0u64..1_000_000_000,
         x in 0.0f64..1e18,
     ) {
+        crate::common::shared();
         let _ = parse_count(&text);
         let _ = parse_duration(&text);
         prop_assert_eq!(parse_count(&n.to_string()), Ok(n as f64));
@@ -221,6 +223,7 @@ proptest! {
     /// Any text is refused with an error.
     #[test]
     fn result_reader_refuses_any_text(text in any::<String>()) {
+        crate::common::shared();
         prop_assert!(from_json(&text, "x.json").is_err());
     }
 
@@ -239,6 +242,7 @@ proptest! {
             any::<u8>(),
         )),
     ) {
+        crate::common::shared();
         let mut doc: Value = serde_json::from_str(&to_json(&sample())).unwrap();
         if let Some((name, at, byte, how)) = histogram {
             corrupt_histogram(&mut doc, &format!("/histograms/{name}"), at, byte, how);

@@ -9,6 +9,7 @@ mod common;
 mod core;
 mod docs;
 mod edges;
+mod find;
 mod lua;
 mod parsing;
 mod profiles;

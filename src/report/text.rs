@@ -14,7 +14,7 @@ use crate::schedule::{Arrivals, RateProfile};
 use crate::units::{format_binary, format_duration, format_metric, format_time_us};
 
 /// Worker threads busy at least this share of the run: the generator is saturated.
-const BUSY_WARN_SHARE: f64 = 0.9;
+pub const BUSY_WARN_SHARE: f64 = 0.9;
 /// Send-lag p99 above which the report warns that the generator fell behind (µs).
 pub const LAG_WARN_US: u64 = 1000;
 /// Achieved rate below this share of the target triggers the same warning.
@@ -357,7 +357,7 @@ fn read_errors(e: &Errors) -> String {
 }
 
 /// Share of the run the generator's worker threads spent on a CPU (0 when unknown).
-fn busy_share(s: &Summary) -> f64 {
+pub fn busy_share(s: &Summary) -> f64 {
     let span = s.elapsed.as_nanos() as f64 * s.config.threads as f64;
     if span > 0.0 {
         s.stats.cpu_ns as f64 / span

@@ -161,7 +161,7 @@ fn expand_with(s: &str, flag: &str, get: impl Fn(&str) -> Option<String>) -> Res
 }
 
 /// An output file path: variables expanded, and its directory must exist.
-fn out_path(s: &str, flag: &str) -> Result<PathBuf> {
+pub fn out_path(s: &str, flag: &str) -> Result<PathBuf> {
     if s == "-" {
         return Err(Error::Usage(format!(
             "{flag}: only --json can go to stdout (-); give a file name"
