@@ -10,7 +10,8 @@
 //! - [`cli`]: clap definitions (wrk2's flags) validated into a [`config::Config`].
 //! - [`config`]: the validated run configuration and target URL.
 //! - [`units`]: parsing `10k`/`2s` and formatting times and sizes as wrk does.
-//! - [`schedule`]: pure pacing — the intended send time of every request.
+//! - [`schedule`]: pure pacing — the intended send time of every request, for a constant rate
+//!   or a profile (stages, steps), with uniform or seeded Poisson arrivals.
 //! - [`pacer`]: the per-thread precise (timerfd) timer that waits for those times.
 //! - [`engine`]: threads, runtimes, start/stop, Ctrl-C, merge → a [`result::Summary`].
 //! - [`result`]: the result model every writer, threshold and `merge` reads.
@@ -19,6 +20,7 @@
 //! - [`request`]: the bytes each request sends.
 //! - [`script`]: the Lua bridge (wrk's scripting API).
 //! - [`record`]: per-thread histograms and counters, merged with `+=`.
+//! - [`read_errors`]: why reads failed, one counter per reason.
 //! - [`clock`]: wall-clock time as Unix ns/µs and RFC 3339, converted in one place.
 //! - [`timeline`]: per-wall-clock-second counts and latency histograms, mergeable exactly.
 //! - [`hdr`]: HdrHistogram V2 encodings (plain, and compressed + base64).
