@@ -44,49 +44,6 @@ pub fn resolve(config: &Config) -> Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-/// Raises the soft open-files limit to the hard limit so that `-c 10000` can work, and fails
-/// with one line when even that is too few for the connections asked for. [`run_scripted`]
-/// checks it first; the CLI checks it before it prints the report's header, too.
-pub fn ensure_nofile_limit(config: &Config) -> Result<()> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Ok(());
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                lim = raised;
-            }
-        }
-    }
-    let need = files_needed(config);
-    if lim.rlim_cur < need {
-        return Err(Error::Runtime(format!(
-            "-c {} needs about {need} open files, but this process may open only {}; \
-             raise the limit (ulimit -n {need}) or lower -c",
-            config.connections, lim.rlim_cur
-        )));
-    }
-    Ok(())
-}
-
-/// File descriptors a run uses at most: one socket per connection, five per worker thread
-/// (its runtime's epoll and waker, its pacing timer among them) and 15 besides (the standard
-/// streams, the main thread's runtime and signal pipe, and the signal thread's runtime), as
-/// counted in /proc/PID/fd during runs with one and two threads, with and without a script;
-/// plus one for an output file.
-fn files_needed(config: &Config) -> u64 {
-    config.connections as u64 + 5 * config.threads as u64 + 16
-}
-
 /// A finished run: the merged summary (with the run-time script error, if one stopped the
 /// run early) and the script's setup/done state (for `done()`, called after the report).
 pub struct Finished {
@@ -103,7 +60,7 @@ pub fn run(config: &Config) -> Result<Summary> {
 
 /// Runs the load described by `config`, with its script if it has one.
 pub fn run_scripted(config: &Config) -> Result<Finished> {
-    ensure_nofile_limit(config)?;
+    crate::sys::ensure_nofile_limit(config)?;
     let addrs = resolve(config)?;
     let request = request::from_config(config);
     match config.target.scheme {
@@ -426,19 +383,6 @@ fn stuck_line(script: &str, sites: &[Arc<Site>], threads: &[usize], when: &str) 
 /// How long the main thread waits for the workers to stop before saying that it waits.
 const STOP_NOTICE_AFTER: Duration = Duration::from_secs(2);
 
-/// CPU time the calling thread has used so far, ns (CLOCK_THREAD_CPUTIME_ID).
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the timespec we pass.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
-        return 0;
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// How long opening the connections before the run may go without one of them opening: then
 /// the run starts without the rest, and their drivers open them at their first slots. A
 /// listener whose accept queue is full drops SYNs silently, so its connects would otherwise
@@ -598,7 +542,7 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         };
         // The generator's load is its CPU from here on: setting up (the script's state,
         // opening the connections) is not part of the run it is compared with.
-        cpu_at_start.set(thread_cpu_ns());
+        cpu_at_start.set(crate::sys::thread_cpu_ns());
         // The plan's start on CLOCK_MONOTONIC (the clock behind `Instant` on Linux).
         let (now_i, now_m) = (Instant::now(), crate::pacer::mono_ns());
         let t0_mono = if t0 >= now_i {
@@ -681,7 +625,7 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
     };
     let mut stats = std::mem::take(&mut *ctx.stats.borrow_mut());
     stats.script_limited = script.as_ref().is_some_and(|s| s.limits_rate());
-    stats.cpu_ns = thread_cpu_ns().saturating_sub(cpu_at_start.get());
+    stats.cpu_ns = crate::sys::thread_cpu_ns().saturating_sub(cpu_at_start.get());
     WorkerOut {
         stats,
         globals: script.map(|s| s.globals()),

@@ -28,6 +28,7 @@
 //! - [`slo`]: the `--slo` threshold grammar and its evaluation.
 //! - [`find`]: `loadgen find`, the capacity search: a pure policy over short constant-rate
 //!   runs of the engine.
+//! - [`sys`]: the open-files limit and thread CPU time.
 //! - [`results`]: outputs and exit codes of a run; the `merge` and `report` commands.
 //! - [`server`]: the built-in target server used by `serve`, `demo` and the tests.
 //! - [`app`]: the commands behind the CLI; [`error`]: error kinds and exit codes.
@@ -54,6 +55,7 @@ pub mod schedule;
 pub mod script;
 pub mod server;
 pub mod slo;
+pub mod sys;
 pub mod timeline;
 pub mod units;
 

@@ -255,7 +255,7 @@ pub fn run(s: &Settings) -> Result<i32> {
     if s.base.script.is_some() {
         crate::script::check(&s.base)?;
     }
-    engine::ensure_nofile_limit(&s.base)?;
+    crate::sys::ensure_nofile_limit(&s.base)?;
     let exprs: Vec<String> = s.slos.iter().map(|t| t.expr.clone()).collect();
     say(format_args!(
         "find: {} @ {} (-t{} -c{}): steps of {}, {}",

@@ -4,6 +4,7 @@
 pub mod hlog;
 pub mod json;
 pub mod json_limits;
+pub mod json_read;
 pub mod junit;
 pub mod text;
 pub mod thresholds;

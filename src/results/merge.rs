@@ -104,7 +104,8 @@ mod tests {
     use super::*;
     use crate::config::{Config, Target};
     use crate::record::new_histogram;
-    use crate::report::json::{from_json, to_json};
+    use crate::report::json::to_json;
+    use crate::report::json_read::from_json;
     use crate::schedule::RateProfile;
 
     const S: u64 = 1_000_000_000;

@@ -216,7 +216,7 @@ pub fn load_test(config: &Config, out: &Outputs) -> Result<i32> {
     if config.script.is_some() {
         crate::script::check(config)?;
     }
-    engine::ensure_nofile_limit(config)?;
+    crate::sys::ensure_nofile_limit(config)?;
     if !out.quiet {
         emit(out.text_to_stderr(), |w| {
             let mut w = w;
@@ -250,7 +250,7 @@ pub fn read(path: &Path) -> Result<RunResult> {
         std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text).map(|_| ()))
     };
     res.map_err(|e| Error::Usage(format!("cannot read {name}: {e}")))?;
-    json::from_json(&text, &name)
+    crate::report::json_read::from_json(&text, &name)
 }
 
 /// Applies `-L`/`-U` and `--slo` given to `merge`/`report`, then finishes.
