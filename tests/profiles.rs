@@ -146,7 +146,7 @@ fn poisson_arrivals_are_reproducible_from_the_seed() {
 /// (≈ 1.0 ms). The corrected mean latency shows both.
 #[test]
 fn poisson_arrivals_make_an_m_d_1_queue() {
-    let s = serve_alone(&["--capacity", "1000", "--spin", "300us"]);
+    let s = serve_alone(&["--capacity", "1000", "--spin", "1ms"]);
     let mean = |arrivals: &str| {
         let (_, doc) = run_json(
             &[
@@ -167,11 +167,13 @@ fn poisson_arrivals_make_an_m_d_1_queue() {
         doc["latency"]["corrected"]["mean"].as_f64().unwrap() / 1000.0
     };
     let poisson = mean("poisson");
+    eprintln!("M/D/1 Poisson mean {poisson} ms");
     assert!(
         (2.4..=3.6).contains(&poisson),
         "Poisson mean {poisson} ms, truth 3.0 ms"
     );
     let uniform = mean("uniform");
+    eprintln!("M/D/1 uniform mean {uniform} ms");
     assert!(
         (0.9..=1.4).contains(&uniform),
         "uniform mean {uniform} ms, truth ≈ 1.0 ms"
