@@ -12,6 +12,23 @@ pub struct Request {
     pub responses: usize,
     /// The request(s) use HEAD, so responses carry no body.
     pub head: bool,
+    /// The (first) request's method is idempotent (RFC 9110 §9.2.2: GET, HEAD, PUT, DELETE,
+    /// OPTIONS, TRACE), so it may be sent again when a reused connection turns out closed
+    /// before its response began. Decided when the bytes are built, not per request.
+    pub idempotent: bool,
+}
+
+/// Whether the request in `bytes` starts with an idempotent method (RFC 9110 §9.2.2).
+pub fn idempotent(bytes: &[u8]) -> bool {
+    const IDEMPOTENT: [&[u8]; 6] = [
+        b"GET ",
+        b"HEAD ",
+        b"PUT ",
+        b"DELETE ",
+        b"OPTIONS ",
+        b"TRACE ",
+    ];
+    IDEMPOTENT.iter().any(|m| bytes.starts_with(m))
 }
 
 /// Formats one HTTP/1.1 request. `Host` is added first unless `headers` has one, and
@@ -54,14 +71,16 @@ pub fn format(
 
 /// The request described by the command line (method, URL, `-H` headers, body).
 pub fn from_config(config: &Config) -> Request {
+    let bytes = format(
+        &config.method,
+        &config.target.path,
+        &config.target.host_header(),
+        &config.headers,
+        config.body.as_deref(),
+    );
     Request {
-        bytes: format(
-            &config.method,
-            &config.target.path,
-            &config.target.host_header(),
-            &config.headers,
-            config.body.as_deref(),
-        ),
+        idempotent: idempotent(&bytes),
+        bytes,
         responses: 1,
         head: config.method.eq_ignore_ascii_case("HEAD"),
     }

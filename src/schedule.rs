@@ -346,6 +346,9 @@ pub struct Plan {
     profile: RateProfile,
     /// Poisson arrivals' state; `None` for uniform ones.
     poisson: Option<PoissonPlan>,
+    /// Uniform arrivals at a constant rate: ns per global slot (`1e9 / rate`, the same value
+    /// `RateProfile::time_of` multiplies by), so the common plan costs one multiply a slot.
+    period: Option<f64>,
 }
 
 impl Plan {
@@ -363,9 +366,14 @@ impl Plan {
         connections: usize,
     ) -> Plan {
         assert!(connections > 0 && index < connections);
+        let period = match (&profile, arrivals) {
+            (RateProfile::Constant(rate), Arrivals::Uniform) => Some(1e9 / rate),
+            _ => None,
+        };
         Plan {
             first: index as u64,
             stride: connections as u64,
+            period,
             profile,
             poisson: match arrivals {
                 Arrivals::Uniform => None,
@@ -379,6 +387,9 @@ impl Plan {
     /// Nanoseconds after `t0` at which this plan's `k`-th request is intended.
     #[inline]
     pub fn intended_ns(&self, k: u64) -> u64 {
+        if let Some(period) = self.period {
+            return ((self.first + k * self.stride) as f64 * period) as u64;
+        }
         match &self.poisson {
             None => self.profile.time_of(self.first + k * self.stride),
             Some(p) => p.intended_ns(&self.profile, k),

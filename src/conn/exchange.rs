@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::Sleep;
 
 use crate::pacer::mono_ns;
+use crate::request::Request;
 
 use super::hooks::{Hooks, Stop};
 use super::http1::{self, ResponseReader};
@@ -68,20 +69,17 @@ pub(super) struct Slot {
     pub(super) again: bool,
 }
 
+/// How long a connection must have been idle before its request for the event loop's word
+/// on whether the server closed it (see [`exchange`]).
+const IDLE_CHECK_NS: u64 = 10_000_000;
+
 /// Whether a request whose response never began may be sent again on a new connection: the
 /// server cannot have acted on one it never got (nothing was written), and RFC 9110 §9.2.2
-/// lets a client retry an idempotent method.
+/// lets a client retry an idempotent method ([`Request::idempotent`], decided when the
+/// request was built).
 #[inline]
-fn may_resend(bytes: &[u8], written: usize) -> bool {
-    const IDEMPOTENT: [&[u8]; 6] = [
-        b"GET ",
-        b"HEAD ",
-        b"PUT ",
-        b"DELETE ",
-        b"OPTIONS ",
-        b"TRACE ",
-    ];
-    written == 0 || IDEMPOTENT.iter().any(|m| bytes.starts_with(m))
+fn may_resend(req: &Request, written: usize) -> bool {
+    written == 0 || req.idempotent
 }
 
 /// Whether a failed read means the server had closed the connection before sending anything
@@ -131,9 +129,14 @@ where
     let Slot { intended, free, .. } = slot;
     // An idle connection (kept alive, or opened before the run) whose close the event loop
     // has already seen is reopened before anything is written to it: no system call unless
-    // its socket is readable. Not twice for one request: a server that closes every new
-    // connection at once makes its requests fail.
-    if !slot.again && io.closed_while_idle() {
+    // its socket is readable. Only after an idle stretch (servers time connections out after
+    // a second or more; a busy connection's check would cost every request its readiness
+    // test), and not twice for one request: a server that closes every new connection at
+    // once makes its requests fail.
+    if !slot.again
+        && slot.intended.saturating_sub(slot.free) >= IDLE_CHECK_NS
+        && io.closed_while_idle()
+    {
         return (Next::Resend, 0);
     }
     let req = if slot.again {
@@ -162,18 +165,32 @@ where
         *timer_ns = deadline_ns;
         timer.as_mut().reset(ctx.instant_at(deadline_ns));
     }
+    // How much of a non-idempotent request was written decides whether it may be sent again
+    // (`may_resend`); an idempotent one may be whatever was written, so it takes tokio's
+    // plain `write_all`.
     let mut written = 0;
-    let wrote = before(
-        ctx,
-        write_counted(io, &req.bytes, &mut written),
-        timer.as_mut(),
-        timer_ns,
-        deadline_ns,
-    )
-    .await;
+    let wrote = if req.idempotent {
+        before(
+            ctx,
+            io.write_all(&req.bytes),
+            timer.as_mut(),
+            timer_ns,
+            deadline_ns,
+        )
+        .await
+    } else {
+        before(
+            ctx,
+            write_counted(io, &req.bytes, &mut written),
+            timer.as_mut(),
+            timer_ns,
+            deadline_ns,
+        )
+        .await
+    };
     match wrote {
         Some(Ok(())) => {}
-        Some(Err(_)) if slot.reused && may_resend(&req.bytes, written) => {
+        Some(Err(_)) if slot.reused && may_resend(req, written) => {
             *out = Out::NONE;
             return (Next::Resend, 0);
         }
@@ -189,7 +206,7 @@ where
         }
     }
     // Decided while the request is in hand (the reads below borrow the script's state).
-    let resendable = slot.reused && may_resend(&req.bytes, written);
+    let resendable = slot.reused && may_resend(req, written);
     let mut keep = true;
     let n = responses as u64;
     for i in 0..responses {

@@ -183,6 +183,7 @@ impl ThreadScript {
         Ok((
             wrk,
             Request {
+                idempotent: crate::request::idempotent(&bytes),
                 bytes,
                 responses,
                 head,
@@ -230,6 +231,7 @@ impl ThreadScript {
                 bytes: Vec::new(),
                 responses: 1,
                 head: false,
+                idempotent: false,
             },
         })
     }
@@ -348,6 +350,7 @@ impl Hooks for LuaHooks {
         self.req.bytes.clear();
         self.req.bytes.extend_from_slice(&b);
         (self.req.responses, self.req.head) = count_requests(&b);
+        self.req.idempotent = crate::request::idempotent(&b);
         Ok(Some(&self.req))
     }
 
