@@ -52,6 +52,9 @@ trap cleanup EXIT
 
 mkdir -p "$work/www" "$work/logs"
 head -c 600 /dev/zero | tr '\0' 'x' >"$work/www/index.html"
+# nginx's worker runs as an unprivileged user: it must be able to read the file.
+chmod 755 "$work" "$work/www"
+chmod 644 "$work/www/index.html"
 cat >"$work/nginx.conf" <<EOF
 worker_processes 1;
 daemon on;
@@ -69,6 +72,8 @@ http {
 EOF
 taskset -c "$NGINX_CPU" nginx -c "$work/nginx.conf" -p "$work" || die "nginx did not start"
 sleep 0.5
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/" || true)
+[[ "$code" == 200 ]] || die "nginx answered $code, not 200"
 
 log "loadgen -t1 -c$CONNS -d${DUR}s -R$RATE on CPU $GEN_CPU, nginx on CPU $NGINX_CPU"
 taskset -c "$GEN_CPU" "$LOADGEN" -t1 -c"$CONNS" -d"${DUR}s" -R"$RATE" -L \
