@@ -78,7 +78,7 @@ fn a_ramp_sends_its_integral_second_by_second() {
     assert_eq!(doc["config"]["rate"], 1500.0);
     seconds_follow_the_plan(&doc, 0.03);
     // The generator kept to the plan through the ramp (an unoptimised test build, on CI's
-    // two cores; the release build's figure is in docs/accuracy.md).
+    // two cores; release figures are in docs/accuracy.md).
     assert!(
         doc["latency"]["send_lag"]["p99"].as_u64().unwrap() < 10_000,
         "{text}"
@@ -194,8 +194,7 @@ fn poisson_arrivals_make_an_m_d_1_queue() {
     }
     // Below by 20% at most. Above by up to 40%: at load 0.8 the queue multiplies the delivery
     // jitter of an unoptimised test server sharing two cores (a response 50 µs late is a load
-    // of 0.84 and a mean of 3.8 ms); the release build on quiet cores is within 20% (see
-    // docs/accuracy.md).
+    // of 0.84 and a mean of 3.8 ms). The figures measured are in docs/accuracy.md.
     assert!(
         (2.4..=4.2).contains(&poisson),
         "Poisson mean {poisson} ms, truth 3.0 ms (uniform {uniform} ms)"
