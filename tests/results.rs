@@ -783,35 +783,43 @@ fn two_processes_at_half_rate_merge_like_one_at_full_rate() {
     assert_eq!(sum, n(&m));
 }
 
-/// Ctrl-C (SIGINT, also what CI systems send first on cancel) stops the run early, and the
-/// result still gets written, marked as interrupted.
+/// Ctrl-C (SIGINT, also what CI systems send first on cancel) or SIGTERM (what `timeout`,
+/// CI runners and Kubernetes send) stops the run early; the result still gets written, marked
+/// as interrupted, and the run exits 128 + the signal (130, 143) so a CI job never passes.
 #[test]
 fn interrupted_run_still_writes_its_result() {
     let s = serve(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let r = dir.path().join("r.json");
-    let out = run_signalled(
-        &[
-            "-t1",
-            "-c2",
-            "-d20s",
-            "-R100",
-            "--json",
-            r.to_str().unwrap(),
-            &s.url,
-        ],
-        "-INT",
-        Duration::from_millis(1500),
-    );
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("Note: interrupted after"),
-        "{}",
-        stdout(&out)
-    );
-    let doc = read_json(&r);
-    assert_eq!(doc["interrupted"], true);
-    let elapsed = doc["elapsed_s"].as_f64().unwrap();
-    assert!(elapsed > 0.5 && elapsed < 10.0, "{elapsed}");
-    assert!(doc["requests"].as_u64().unwrap() > 20);
+    for (signal, code) in [("-INT", 130), ("-TERM", 143)] {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path().join("r.json");
+        let out = run_signalled(
+            &[
+                "-t1",
+                "-c2",
+                "-d20s",
+                "-R100",
+                "--json",
+                r.to_str().unwrap(),
+                &s.url,
+            ],
+            signal,
+            Duration::from_millis(1500),
+        );
+        assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("Note: interrupted after"),
+            "{}",
+            stdout(&out)
+        );
+        assert!(
+            stderr(&out).contains("interrupted after"),
+            "{}",
+            stderr(&out)
+        );
+        let doc = read_json(&r);
+        assert_eq!(doc["interrupted"], true);
+        let elapsed = doc["elapsed_s"].as_f64().unwrap();
+        assert!(elapsed > 0.5 && elapsed < 10.0, "{elapsed}");
+        assert!(doc["requests"].as_u64().unwrap() > 20);
+    }
 }
