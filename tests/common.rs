@@ -149,6 +149,18 @@ pub fn settle<T>(tries: usize, mut attempt: impl FnMut() -> Result<T, String>) -
     panic!("{} attempts failed:\n{}", tries, seen.join("\n---\n"))
 }
 
+/// Inside a [`settle`] attempt: `assert!` that returns the complaint as `Err` instead of
+/// panicking, so that the attempt can be repeated.
+#[macro_export]
+macro_rules! check {
+    ($cond:expr, $($msg:tt)+) => {
+        let ok: bool = $cond;
+        if !ok {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
 /// The mean service time, in ms, from the line `loadgen serve` prints when it stops:
 /// `served N responses; service time mean 3.02ms, p50 …`.
 pub fn served_mean_ms(summary: &str) -> f64 {
