@@ -59,7 +59,14 @@ fn find_reports_the_capacity_of_a_server() {
             Duration::from_secs(60),
         );
         let text = stdout(&out);
-        assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+        // Exit 1 is a search that stopped where the generator fell behind its plan (the
+        // host held it up): a run of the host, repeated like a missed range.
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{text}{}",
+            stderr(&out)
+        );
+        crate::check!(out.status.code() == Some(0), "{text}{}", stderr(&out));
         assert!(t0.elapsed() < Duration::from_secs(40), "{:?}", t0.elapsed());
         let found = rate_after(&text, "Highest rate meeting every threshold: ").expect(&text);
         crate::check!(
