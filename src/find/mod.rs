@@ -224,7 +224,7 @@ fn step_config(s: &Settings, rate: Option<f64>, duration: Duration) -> Config {
     let mut c = s.base.clone();
     c.rate = rate.map(RateProfile::Constant);
     c.duration = duration;
-    c.pacing = s.pacing.resolve(&c);
+    s.pacing.apply(&mut c);
     c
 }
 

@@ -145,6 +145,11 @@ pub struct ConfigDoc {
     /// `--tick` in seconds, with coarse pacing; else `null`. Added within version 1.
     #[serde(default)]
     pub tick_s: Option<f64>,
+    /// With coarse pacing, the most requests one tick released together on the busiest thread
+    /// at the peak rate; else `null`. Derived from the rest (not read back). Added within
+    /// version 1.
+    #[serde(default)]
+    pub burst: Option<u64>,
     /// The rate profile (`--stages`, `--step`); `null` for a constant rate or closed loop.
     /// `rate` is then the profile's mean. Added within version 1.
     #[serde(default)]
@@ -474,6 +479,7 @@ pub fn to_document(r: &RunResult) -> Document {
             }),
             tick_s: (c.rate.is_some() && c.pacing == Pacing::Coarse)
                 .then_some(c.tick.as_secs_f64()),
+            burst: c.coarse_burst(),
             profile: match &c.rate {
                 Some(RateProfile::Stages(p)) => Some(ProfileDoc {
                     start_rate: p.start(),

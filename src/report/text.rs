@@ -319,8 +319,9 @@ pub fn write_report(w: &mut impl Write, s: &Summary) -> io::Result<()> {
         let pacing = match c.pacing {
             crate::config::Pacing::Precise => "precise pacing".to_string(),
             crate::config::Pacing::Coarse => format!(
-                "coarse pacing, {} tick",
-                format_time_us(c.tick.as_nanos() as f64 / 1000.0)
+                "coarse pacing, {} tick: up to {} requests left together",
+                format_time_us(c.tick.as_nanos() as f64 / 1000.0),
+                c.coarse_burst().unwrap_or(1)
             ),
         };
         writeln!(
