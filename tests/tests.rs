@@ -10,6 +10,7 @@ mod core;
 mod docs;
 mod edges;
 mod find;
+mod html;
 mod lua;
 mod parsing;
 mod profiles;

@@ -155,7 +155,7 @@
       if (se.line !== false && d) {
         s('path', { d: d, stroke: se.color, 'class': 'line', 'stroke-dasharray': se.dash || 'none' }, svg);
       }
-      if (se.dots || n <= 1 || n <= 120) {
+      if (se.dots || n <= 120) {
         se.pts.forEach(function (p, i) {
           if (!p || p[1] == null) return;
           var c = s('circle', { cx: X(p[0]).toFixed(1), cy: Y(p[1]).toFixed(1), r: se.dots ? 4 : 1.8,
@@ -242,13 +242,15 @@
     var st = d.steps;
     var limits = d.thresholds.filter(function (t) { return t.limit_us != null; })
       .map(function (t) { return { y: t.limit_us, label: t.expr }; });
-    chart(box, { id: 'steps', title: 'Steps: rate tried and corrected p99 (green pass, red fail, grey invalid)',
-      xlabel: 'rate tried (req/s)', ylabel: 'p99', ylog: true, yfmt: fmtUs, hlines: limits,
-      series: [{ name: 'step', color: C.grey, dots: true, dash: '2 3',
-        pts: st.map(function (x) { return x.p99 == null ? null : [x.rate, x.p99]; }),
-        colors: st.map(function (x) { return vc[x.verdict] || C.grey; }),
-        tags: st.map(function (x) { return String(x.n); }),
-        labels: st.map(function (x) { return '(step ' + x.n + ', ' + x.kind + ', ' + x.verdict + ')'; }) }] });
+    var pt = function (x) { return x.p99 == null ? null : [x.rate, x.p99]; };
+    var order = { name: 'order', color: '#bbbbbb', dash: '2 3', pts: st.map(pt), tags: st.map(function (x) { return String(x.n); }) };
+    var byVerdict = ['pass', 'fail', 'invalid'].map(function (v) {
+      var these = st.filter(function (x) { return x.verdict === v; });
+      return { name: v, color: vc[v], dots: true, line: false, pts: these.map(pt),
+        labels: these.map(function (x) { return '(step ' + x.n + ', ' + x.kind + ')'; }) };
+    }).filter(function (se) { return se.pts.length; });
+    chart(box, { id: 'steps', title: 'Steps: rate tried and corrected p99', xlabel: 'rate tried (req/s)',
+      ylabel: 'p99', ylog: true, yfmt: fmtUs, hlines: limits, series: [order].concat(byVerdict) });
     chart(box, { id: 'step-rates', title: 'Rate tried and achieved, step by step', xlabel: 'step', xticks: intTicks,
       ylabel: 'req/s', series: [
         { name: 'tried', color: C.grey, dash: '6 4', pts: st.map(function (x) { return [x.n, x.rate]; }) },
