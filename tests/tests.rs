@@ -7,6 +7,7 @@ mod accuracy;
 mod cli;
 mod common;
 mod core;
+mod csv;
 mod docs;
 mod edges;
 mod find;
