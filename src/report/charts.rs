@@ -328,7 +328,55 @@ fn lines(b: &[u8]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::config::{Config, Target};
+    use crate::record::{Stats, Unfinished};
+    use crate::schedule::RateProfile;
+
+    #[test]
+    fn seconds_follow_the_run_and_dropped_lands_where_it_ended() {
+        const B: u64 = 1_800_000_000; // a Unix second
+        let t0 = B * NS_PER_SEC + 500_000_000; // the run starts half-way into second B
+        let mut stats = Stats::anchored(t0);
+        let ms = 1_000_000;
+        // 100 req/s for 2 s; the last 10 planned are dropped at the end of the drain (2.1 s).
+        for k in 0..190u64 {
+            let t = k * 10 * ms;
+            stats.record(t, t, t, t + 2 * ms, 200);
+        }
+        stats.unfinished_n(150_000, 2100 * ms, 10, Unfinished::Dropped);
+        stats.finish(2100 * ms);
+        let mut config = Config::new(Target::parse("http://h/").unwrap());
+        config.duration = Duration::from_secs(2);
+        config.rate = Some(RateProfile::Constant(100.0));
+        let s = Summary {
+            config,
+            addr: "127.0.0.1:80".parse().unwrap(),
+            started: crate::clock::from_unix_us(t0 / 1000),
+            elapsed: Duration::from_millis(2100),
+            interrupted: false,
+            script_error: None,
+            stats,
+        };
+        let rows = seconds(&s);
+        let t: Vec<u64> = rows.iter().map(|x| x.t - B).collect();
+        assert_eq!(t, vec![0, 1, 2]);
+        let requests: Vec<u64> = rows.iter().map(|x| x.requests).collect();
+        assert_eq!(requests, vec![50, 100, 40]);
+        let dropped: Vec<u64> = rows.iter().map(|x| x.dropped).collect();
+        assert_eq!(dropped, vec![0, 0, 10]);
+        let planned: Vec<f64> = rows.iter().map(|x| x.planned.unwrap().round()).collect();
+        assert_eq!(planned, vec![50.0, 100.0, 50.0]);
+        // The dropped requests' lower bounds are in their second's latencies.
+        assert_eq!(rows[2].latency.len(), 50);
+        let d = ChartData::of(&RunResult::new(s, Vec::new(), Vec::new()));
+        assert_eq!(d.series.x, vec![0, 1, 2]);
+        assert_eq!(d.series.dropped, vec![0, 0, 10]);
+        assert_eq!(d.series.p50[1], Some(2000));
+        assert!(d.spectrum.corrected.last().unwrap().1 >= 150_000);
+    }
 
     #[test]
     fn spectrum_runs_from_the_median_to_the_max() {
