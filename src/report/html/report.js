@@ -97,7 +97,7 @@
     }
     var x0 = Math.min.apply(null, xs), x1 = Math.max.apply(null, xs);
     if (spec.xmin != null) x0 = Math.min(x0, spec.xmin);
-    if (x1 === x0) { x0 -= 1; x1 += 1; }
+    if (x1 === x0) { var pad = Math.max(1, Math.abs(x0) * 0.25); x0 -= pad; x1 += pad; }
     var y0, y1, yt;
     if (spec.ylog) {
       var pos = ys.filter(function (v) { return v > 0; });
