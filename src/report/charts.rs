@@ -94,9 +94,6 @@ pub struct Series {
     pub errors: Vec<u64>,
     /// Dropped requests in each second (see [`Second::dropped`]).
     pub dropped: Vec<u64>,
-    /// Send lag p99 per second, µs, when the per-second stream carries it (`null` until
-    /// then: the send-lag chart shows the run's spectrum).
-    pub send_lag_p99: Option<Vec<Option<u64>>>,
 }
 
 /// A percentile spectrum on HdrHistogram's axis: points `[x, µs]` with
@@ -228,7 +225,6 @@ impl ChartData {
                 .collect(),
             errors: rows.iter().map(|x| x.errors).collect(),
             dropped: rows.iter().map(|x| x.dropped).collect(),
-            send_lag_p99: None,
         };
         let mut header = Vec::new();
         let _ = crate::results::write_header(&mut header, r);

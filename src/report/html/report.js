@@ -229,11 +229,6 @@
       xlabel: 'percentile (1/(1\u2212p), log)', ylabel: 'send lag', ylog: true, yfmt: fmtUs,
       xfmt: fmtPct, xticks: spectrumTicks, xmin: 0,
       series: [{ name: 'send lag', color: C.black, pts: sp.send_lag }] }); n++;
-    if (se.send_lag_p99) {
-      chart(box, { id: 'send-lag-series', title: 'Send lag p99 per second', xlabel: 'second of the run', xticks: intTicks,
-        ylabel: 'send lag', ylog: true, yfmt: fmtUs,
-        series: [{ name: 'p99', color: C.black, pts: pairs(x, se.send_lag_p99) }] }); n++;
-    }
     return n;
   }
 
