@@ -47,6 +47,10 @@ pub struct FindArgs {
     /// loadgen.find, docs/find.md)
     #[arg(long = "json", value_name = "FILE")]
     pub json: Option<String>,
+    /// Write an HTML report of the search (every step's rate, achieved rate, p99 and
+    /// verdict, charted) to FILE
+    #[arg(long = "html", value_name = "FILE")]
+    pub html: Option<String>,
     /// What to load and how (the load-test flags, without -d and -R).
     #[command(flatten)]
     pub load: LoadArgs,
@@ -113,6 +117,14 @@ impl FindArgs {
             }
             Some(p) => Some(crate::results::args::out_path(p, "--json")?),
         };
+        let html = self
+            .html
+            .as_deref()
+            .map(|p| crate::results::args::out_path(p, "--html"))
+            .transpose()?;
+        if html.is_some() && html == json {
+            return Err(Error::Usage("--json and --html name the same file".into()));
+        }
         Ok(crate::find::Settings {
             pacing: self.load.pacing_mode(),
             base,
@@ -124,6 +136,7 @@ impl FindArgs {
             step,
             confirm,
             json,
+            html,
         })
     }
 }

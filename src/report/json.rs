@@ -412,7 +412,9 @@ pub fn series_seconds(s: &Summary) -> Vec<(u64, Option<&Interval>)> {
     out
 }
 
-fn series(s: &Summary) -> Vec<SecondDoc> {
+/// Requests the plan placed in the wall-clock second `t` (the part of it within the run);
+/// `None` for closed loop.
+pub fn planned_in_second(s: &Summary, t: u64) -> Option<f64> {
     let start_ns = unix_us(s.started) * 1000;
     let end_ns = s.config.duration.as_nanos() as u64;
     // The run's time of a wall-clock second's start, within the plan.
@@ -421,6 +423,13 @@ fn series(s: &Summary) -> Vec<SecondDoc> {
             .saturating_sub(start_ns)
             .min(end_ns)
     };
+    s.config
+        .rate
+        .as_ref()
+        .map(|p| p.count_between(rel(t), rel(t + 1)))
+}
+
+fn series(s: &Summary) -> Vec<SecondDoc> {
     series_seconds(s)
         .into_iter()
         .map(|(t, i)| {
@@ -429,11 +438,7 @@ fn series(s: &Summary) -> Vec<SecondDoc> {
                 t,
                 requests: i.map_or(0, |i| i.requests),
                 errors: i.map_or(0, |i| i.errors),
-                planned: s
-                    .config
-                    .rate
-                    .as_ref()
-                    .map(|p| p.count_between(rel(t), rel(t + 1))),
+                planned: planned_in_second(s, t),
                 p50_us: h.as_ref().map(|h| crate::hdr::value_at_quantile(h, 0.5)),
                 p99_us: h.as_ref().map(|h| crate::hdr::value_at_quantile(h, 0.99)),
                 histogram: h.as_ref().map(hdr::encode_base64),
