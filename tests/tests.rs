@@ -10,6 +10,7 @@ mod core;
 mod docs;
 mod edges;
 mod find;
+mod http2;
 mod lua;
 mod parsing;
 mod profiles;
