@@ -87,6 +87,9 @@ fn knobs(a: &KnobArgs) -> Result<Knobs> {
         stall,
         close_every: a.close_every,
         auth: a.auth,
+        max_streams: a.max_streams,
+        reset_every: a.reset_every,
+        http1_only: a.http1_only,
     })
 }
 
@@ -97,7 +100,10 @@ fn serve(a: ServeArgs) -> Result<i32> {
         .map_err(|_| Error::Usage(format!("--listen: invalid address {:?}", a.listen)))?;
     let k = knobs(&a.knobs)?;
     let tls = if a.knobs.tls {
-        let ss = server::self_signed()?;
+        let mut ss = server::self_signed()?;
+        if a.knobs.http1_only {
+            ss = ss.http1_only();
+        }
         if let Some(p) = &a.knobs.cert_out {
             crate::fsutil::write_atomic(p, ss.cert_pem.as_bytes())?;
         }

@@ -282,6 +282,36 @@ pub struct Config {
     pub script: Option<PathBuf>,
     /// Arguments for the script's `init(args)`: the URL then everything after it.
     pub script_args: Vec<String>,
+    /// The HTTP version to speak (`--http2`, `--http-version`); after the engine's probe, in
+    /// a run's summary, never `Auto`.
+    pub http: HttpVersion,
+    /// Concurrent streams per HTTP/2 connection (`--streams`); 1 with HTTP/1.1.
+    pub streams: usize,
+}
+
+/// The HTTP version a run speaks (`--http-version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.1 (the default, as wrk).
+    Http1,
+    /// HTTP/2: by ALPN `h2` over TLS (refused if the server does not select it), with prior
+    /// knowledge (h2c) over plain TCP.
+    Http2,
+    /// Over TLS, offer `h2` and `http/1.1` and speak what the server selects; HTTP/1.1 over
+    /// plain TCP.
+    Auto,
+}
+
+impl Config {
+    /// What ran, as `config.protocol` in the JSON and the report's header say it: `http/1.1`,
+    /// `h2` (HTTP/2 over TLS) or `h2c` (HTTP/2 over plain TCP).
+    pub fn protocol(&self) -> &'static str {
+        match (self.http, self.target.scheme) {
+            (HttpVersion::Http2, Scheme::Https) => "h2",
+            (HttpVersion::Http2, Scheme::Http) => "h2c",
+            _ => "http/1.1",
+        }
+    }
 }
 
 impl Config {
@@ -307,6 +337,8 @@ impl Config {
             insecure: false,
             cacert: None,
             script: None,
+            http: HttpVersion::Http1,
+            streams: 1,
         }
     }
 

@@ -12,10 +12,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
-use crate::config::{Config, Scheme};
-use crate::conn::connect::{Connector, Tcp, Tls};
+use crate::config::{Config, HttpVersion, Scheme};
+use crate::conn::connect::{Connector, Tcp, TcpStamped, Tls};
+use crate::conn::h2::{H2Slot, H2Thread};
 use crate::conn::hooks::NoHooks;
 use crate::conn::http1::Discard;
+use crate::conn::proto::Http1;
 use crate::conn::{self, Abandon, ThreadCtx};
 use crate::error::{Error, Result};
 use crate::record::Stats;
@@ -63,10 +65,38 @@ pub fn run_scripted(config: &Config) -> Result<Finished> {
     crate::sys::ensure_nofile_limit(config)?;
     let addrs = resolve(config)?;
     let request = request::from_config(config);
-    match config.target.scheme {
-        Scheme::Http => run_with(config, Tcp, &addrs, request),
-        Scheme::Https => run_with(config, Tls::new(config)?, &addrs, request),
+    let config = &settle_http(config, &addrs)?;
+    match (config.target.scheme, config.http) {
+        (Scheme::Http, HttpVersion::Http2) => run_with(config, TcpStamped, &addrs, request),
+        (Scheme::Http, _) => run_with(config, Tcp, &addrs, request),
+        (Scheme::Https, _) => run_with(config, Tls::new(config)?, &addrs, request),
     }
+}
+
+/// The HTTP version the run speaks: `--http-version auto` asks the server by ALPN (one
+/// connection to the first address that answers) over TLS, and is HTTP/1.1 over plain TCP.
+fn settle_http(config: &Config, addrs: &[SocketAddr]) -> Result<Config> {
+    let mut c = config.clone();
+    if c.http != HttpVersion::Auto {
+        return Ok(c);
+    }
+    c.http = HttpVersion::Http1;
+    if c.target.scheme == Scheme::Https {
+        let tls = Tls::new(config)?;
+        let addr = probe(&tls, addrs, config.timeout)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let h2 =
+            rt.block_on(async { tokio::time::timeout(config.timeout, tls.selects_h2(addr)).await });
+        if let Ok(Ok(true)) = h2 {
+            c.http = HttpVersion::Http2;
+        }
+    }
+    if c.http == HttpVersion::Http1 {
+        c.streams = 1;
+    }
+    Ok(c)
 }
 
 /// Makes one connection to each resolved address in turn and returns the first that works;
@@ -532,8 +562,29 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
                 return None;
             }
         };
+        // HTTP/2: the request in HTTP/2 form, parsed once.
+        let h2t = match a.config.http {
+            HttpVersion::Http2 => {
+                let scheme = a.config.target.scheme.as_str();
+                let authority = a.config.target.host_header();
+                match crate::conn::h2::H2Request::parse(&request.bytes, scheme, &authority) {
+                    Ok(r) => Some(Rc::new(H2Thread::new(a.config.streams, r))),
+                    Err(e) => {
+                        let _ = a
+                            .ready
+                            .send(Err(Error::Usage(format!("HTTP/2 request: {e}"))));
+                        return None;
+                    }
+                }
+            }
+            _ => None,
+        };
         // Open this thread's connections concurrently; failures are retried by the drivers.
-        let streams = preopen(&a.connector, addr, conns.len(), a.config.timeout).await;
+        let mut streams = preopen(&a.connector, addr, conns.len(), a.config.timeout).await;
+        let h2conns = match &h2t {
+            Some(t) => conn::h2::start_all(&a.connector, t, std::mem::take(&mut streams)).await,
+            None => Vec::new(),
+        };
         let _ = a.ready.send(Ok(()));
         // The engine gone before the start (it failed): there is no run.
         let t0 = match a.start.clone().wait_for(|s| s.is_some()).await {
@@ -570,23 +621,50 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             stats: Stats::anchored(crate::timeline::unix_ns_at(t0)).into(),
             abandoned: None.into(),
         });
-        let mut tasks = Vec::with_capacity(conns.len());
-        for (&i, s) in conns.iter().zip(streams) {
-            let plan = a
-                .config
+        let mut tasks = Vec::with_capacity(conns.len() * a.config.streams);
+        // Each slot (an HTTP/1.1 connection, or a stream slot of an HTTP/2 connection) follows
+        // its own plan: the rate is spread over connections x streams, stream `st` of
+        // connection `i` taking slot `st * connections + i` of the plan.
+        let slots = a.config.connections * a.config.streams.max(1);
+        let plan_of = |slot: usize| {
+            a.config
                 .rate
                 .clone()
-                .map(|p| Plan::with_arrivals(p, a.config.arrivals, i, a.config.connections));
-            let (ctx, c) = (ctx.clone(), a.connector.clone());
-            // Scripts without request/response/delay hooks take the plain path too.
-            let task = match script.as_ref().filter(|s| s.has_hooks()) {
-                Some(sc) => match sc.connection(i + 1) {
-                    Ok(h) => tokio::task::spawn_local(conn::drive(ctx, c, plan, s, h)),
-                    Err(_) => continue,
-                },
-                None => tokio::task::spawn_local(conn::drive(ctx, c, plan, s, NoHooks(Discard))),
-            };
-            tasks.push(task);
+                .map(|p| Plan::with_arrivals(p, a.config.arrivals, slot, slots))
+        };
+        // Scripts without request/response/delay hooks take the plain path too.
+        let hooked = script.as_ref().filter(|s| s.has_hooks());
+        macro_rules! spawn {
+            ($proto:expr, $plan:expr, $link:expr, $id:expr) => {{
+                let ctx = ctx.clone();
+                match hooked {
+                    Some(sc) => match sc.connection($id) {
+                        Ok(h) => tasks.push(tokio::task::spawn_local(conn::drive(
+                            ctx, $proto, $plan, $link, h,
+                        ))),
+                        Err(_) => continue,
+                    },
+                    None => tasks.push(tokio::task::spawn_local(conn::drive(
+                        ctx,
+                        $proto,
+                        $plan,
+                        $link,
+                        NoHooks(Discard),
+                    ))),
+                }
+            }};
+        }
+        for (&i, s) in conns.iter().zip(streams) {
+            if h2t.is_some() {
+                break;
+            }
+            spawn!(Http1::new(a.connector.clone()), plan_of(i), s, i + 1);
+        }
+        for (&i, (hc, link)) in conns.iter().zip(h2conns) {
+            for st in 0..a.config.streams {
+                let slot = st * a.config.connections + i;
+                spawn!(H2Slot::new(hc.clone()), plan_of(slot), link.clone(), i + 1);
+            }
         }
         let mut stop = a.stop.clone();
         let thread_stopped = async {
@@ -617,15 +695,18 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         for t in tasks {
             t.abort();
         }
-        Some(ctx)
+        Some((ctx, h2t))
     });
     drop(local);
-    let Some(ctx) = ctx else {
+    let Some((ctx, h2t_out)) = ctx else {
         return WorkerOut::empty();
     };
     let mut stats = std::mem::take(&mut *ctx.stats.borrow_mut());
     stats.script_limited = script.as_ref().is_some_and(|s| s.limits_rate());
     stats.cpu_ns = crate::sys::thread_cpu_ns().saturating_sub(cpu_at_start.get());
+    if let Some(t) = &h2t_out {
+        t.finish(&mut stats);
+    }
     WorkerOut {
         stats,
         globals: script.map(|s| s.globals()),

@@ -36,6 +36,33 @@ pub struct Errors {
     /// The `read` errors by reason (they add up to `read`, except in results read from files
     /// written before reasons were kept).
     pub read_reasons: ReadReasons,
+    /// HTTP/2's own errors, by kind.
+    pub h2: H2Errors,
+}
+
+/// HTTP/2 errors by kind. A request lost to one also counts as a `read` error (reason
+/// `reset` for a stream reset, `closed`/`io` for a connection error); a GOAWAY counts here only,
+/// since the requests it left unprocessed are sent again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct H2Errors {
+    /// Streams the server reset (RST_STREAM), any error code.
+    pub rst_stream: u64,
+    /// Of `rst_stream`: REFUSED_STREAM (the server did not process the request; it is sent
+    /// again once).
+    pub refused_stream: u64,
+    /// Connections the server ended with GOAWAY (gracefully or with an error code).
+    pub goaway: u64,
+    /// Connections that failed otherwise (a protocol error, a reset or closed socket).
+    pub connection: u64,
+}
+
+impl AddAssign<&H2Errors> for H2Errors {
+    fn add_assign(&mut self, o: &H2Errors) {
+        self.rst_stream += o.rst_stream;
+        self.refused_stream += o.refused_stream;
+        self.goaway += o.goaway;
+        self.connection += o.connection;
+    }
 }
 
 impl Errors {
@@ -54,6 +81,7 @@ impl AddAssign<&Errors> for Errors {
         self.timeout += o.timeout;
         self.status += o.status;
         self.read_reasons += &o.read_reasons;
+        self.h2 += &o.h2;
     }
 }
 
@@ -128,6 +156,9 @@ pub struct Stats {
     /// CPU time the worker threads used (user + system), ns: with the elapsed time and the
     /// thread count, how busy the generator was.
     pub cpu_ns: u64,
+    /// HTTP/2: the lowest SETTINGS_MAX_CONCURRENT_STREAMS a server connection announced, when
+    /// it was below `--streams` (the streams were clamped to it). `None` otherwise.
+    pub h2_streams_clamp: Option<u64>,
 }
 
 impl Default for Stats {
@@ -156,6 +187,7 @@ impl Stats {
             dropped: 0,
             reconnects: 0,
             cpu_ns: 0,
+            h2_streams_clamp: None,
         }
     }
 
@@ -262,6 +294,10 @@ impl AddAssign<&Stats> for Stats {
         self.dropped += o.dropped;
         self.reconnects += o.reconnects;
         self.cpu_ns += o.cpu_ns;
+        self.h2_streams_clamp = match (self.h2_streams_clamp, o.h2_streams_clamp) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         // The histograms all share one range, so `add` cannot fail.
         self.corrected
             .add(&o.corrected)

@@ -1,5 +1,6 @@
 //! The built-in target server (`loadgen serve`, `loadgen demo`, and the tests' target): hyper
-//! HTTP/1.1 over TCP or TLS with knobs for a fixed delay, body size, status code, a scheduled
+//! HTTP/1.1 and HTTP/2 (hyper-util's auto server: h2c with prior knowledge over TCP, ALPN `h2`
+//! or `http/1.1` over TLS) with knobs for a fixed delay, body size, status code, a scheduled
 //! stall (every response held from T to T+S after start — the pathology that coordinated
 //! omission hides) and closing the connection every N responses.
 //!
@@ -39,7 +40,6 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
-use std::convert::Infallible;
 use std::future::Future;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,6 +83,14 @@ pub struct Knobs {
     pub close_every: Option<u64>,
     /// Require a login (`POST /login`) and a token on every other request; see the module doc.
     pub auth: bool,
+    /// HTTP/2: the SETTINGS_MAX_CONCURRENT_STREAMS the server announces (hyper's default
+    /// otherwise: 200).
+    pub max_streams: Option<u32>,
+    /// Fail every N-th request on a connection: HTTP/2 resets its stream (RST_STREAM,
+    /// INTERNAL_ERROR); HTTP/1.1 closes the connection without a response.
+    pub reset_every: Option<u64>,
+    /// Speak HTTP/1.1 only: no h2c, and over TLS offer only `http/1.1` by ALPN.
+    pub http1_only: bool,
 }
 
 impl Default for Knobs {
@@ -98,6 +106,9 @@ impl Default for Knobs {
             spin: Duration::ZERO,
             close_every: None,
             auth: false,
+            max_streams: None,
+            reset_every: None,
+            http1_only: false,
         }
     }
 }
@@ -232,12 +243,25 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
-/// A self-signed certificate for `localhost` and `127.0.0.1`, with the TLS acceptor using it.
+/// A self-signed certificate for `localhost` and `127.0.0.1`, with the TLS acceptor using it
+/// (ALPN: `h2`, then `http/1.1`; [`SelfSigned::http1_only`] offers only the latter).
 pub struct SelfSigned {
     /// The certificate in PEM (give it to clients as `--cacert`).
     pub cert_pem: String,
     /// The server side.
     pub acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl SelfSigned {
+    /// The same certificate, offering only `http/1.1` by ALPN (`--http1-only`).
+    pub fn http1_only(self) -> SelfSigned {
+        let mut cfg = (**self.acceptor.config()).clone();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        SelfSigned {
+            cert_pem: self.cert_pem,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
+        }
+    }
 }
 
 /// Makes a fresh self-signed certificate and a rustls server configuration for it.
@@ -259,7 +283,7 @@ pub fn self_signed() -> Result<SelfSigned> {
                 .with_single_cert(vec![cert_der], key)
         })
         .map_err(|e| Error::Runtime(format!("TLS server set-up: {e}")))?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(SelfSigned {
         cert_pem: ck.cert.pem(),
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
@@ -431,7 +455,7 @@ impl Shared {
     }
 }
 
-/// Serves HTTP/1.1 on `listener` (TLS when `tls` is given) until `shutdown` completes, and
+/// Serves HTTP/1.1 and HTTP/2 on `listener` (TLS when `tls` is given) until `shutdown` completes, and
 /// returns the handler times of the normal responses served (ns; see the module docs).
 pub async fn serve(
     listener: TcpListener,
@@ -471,29 +495,82 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let tls = tls.clone();
+        let knobs = shared.knobs.clone();
         tokio::spawn(async move {
             let count = Arc::new(AtomicU64::new(0));
             // When the latest bytes read on this connection arrived: a request is timed from
             // its arrival, not from when this server got round to it.
             let arrived = Arc::new(AtomicU64::new(0));
             let stream = Stamped::publishing(stream, arrived.clone());
+            // `--close-every` over HTTP/2: the N-th response is followed by a GOAWAY (the
+            // connection's graceful shutdown), HTTP/2's way to close a connection.
+            let goaway = Arc::new(tokio::sync::Notify::new());
+            let close_every = shared.knobs.close_every.filter(|&n| n > 0);
+            let reset_every = shared.knobs.reset_every.filter(|&n| n > 0);
+            let notify = goaway.clone();
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let shared = shared.clone();
                 let n = count.fetch_add(1, Ordering::Relaxed) + 1;
                 let at = arrived.load(Ordering::Relaxed);
-                async move { Ok::<_, Infallible>(shared.handle(req, n, at).await) }
-            });
-            let builder = hyper::server::conn::http1::Builder::new();
-            match tls {
-                None => {
-                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                let h2 = req.version() == hyper::Version::HTTP_2;
+                if h2 && close_every.is_some_and(|c| n.is_multiple_of(c)) {
+                    notify.notify_one();
                 }
+                async move {
+                    if reset_every.is_some_and(|r| n.is_multiple_of(r)) {
+                        return Err(std::io::Error::other("--reset-every"));
+                    }
+                    let mut r = shared.handle(req, n, at).await;
+                    if h2 {
+                        // A connection-specific header is malformed in HTTP/2 (RFC 9113
+                        // §8.2.2); GOAWAY does its work there.
+                        r.headers_mut().remove(header::CONNECTION);
+                    }
+                    Ok::<_, std::io::Error>(r)
+                }
+            });
+            match tls {
+                None => conn(stream, svc, &knobs, goaway).await,
                 Some(acc) => {
                     if let Ok(s) = acc.accept(stream).await {
-                        let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                        conn(s, svc, &knobs, goaway).await;
                     }
                 }
             }
         });
     }
 }
+
+/// Serves one connection, HTTP/1.1 or HTTP/2 as the client speaks (unless `--http1-only`),
+/// shutting it down gracefully (GOAWAY over HTTP/2) when `goaway` is notified.
+async fn conn<I, S>(io: I, svc: S, knobs: &Knobs, goaway: Arc<tokio::sync::Notify>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<Full<Bytes>>>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use hyper_util::server::conn::auto;
+    let mut builder = auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    if knobs.http1_only {
+        builder = builder.http1_only();
+    }
+    builder
+        .http2()
+        .max_concurrent_streams(knobs.max_streams)
+        .initial_stream_window_size(H2_WINDOW)
+        .initial_connection_window_size(H2_WINDOW);
+    let c = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(c);
+    tokio::select! {
+        _ = c.as_mut() => return,
+        _ = goaway.notified() => c.as_mut().graceful_shutdown(),
+    }
+    let _ = c.await;
+}
+
+/// The server's HTTP/2 flow-control windows (stream and connection): large, as the client's,
+/// so that neither side waits for WINDOW_UPDATEs.
+const H2_WINDOW: u32 = (1 << 30) - 1;

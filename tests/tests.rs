@@ -12,6 +12,7 @@ mod docs;
 mod edges;
 mod find;
 mod html;
+mod http2;
 mod lua;
 mod parsing;
 mod profiles;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::config::{Config, Pacing, PacingMode, Target};
+use crate::config::{Config, HttpVersion, Pacing, PacingMode, Target};
 use crate::error::{Error, Result};
 use crate::schedule::RateProfile;
 use crate::units::{parse_count, parse_duration};
@@ -186,6 +186,18 @@ pub struct LoadArgs {
     /// Also trust the CA certificates in this PEM file
     #[arg(long = "cacert", value_name = "FILE")]
     pub cacert: Option<PathBuf>,
+    /// Speak HTTP/2: by ALPN h2 over https:// (an error if the server does not select it),
+    /// with prior knowledge (h2c) over http://. Same as --http-version 2
+    #[arg(long = "http2", conflicts_with = "http_version")]
+    pub http2: bool,
+    /// HTTP version: 1.1 (default), 2 (as --http2), or auto (over https://, offer h2 and
+    /// http/1.1 by ALPN and speak what the server selects; HTTP/1.1 over http://)
+    #[arg(long = "http-version", value_name = "V", value_parser = ["1.1", "2", "auto"])]
+    pub http_version: Option<String>,
+    /// HTTP/2: concurrent streams per connection (h2load's -m); -R is spread over
+    /// connections x streams, each stream keeping its own plan [default: 1]
+    #[arg(long = "streams", value_name = "N", allow_hyphen_values = true)]
+    pub streams: Option<String>,
     /// Target URL: http://host:port/path or https://... (the port is optional)
     #[arg(value_name = "URL", required = true)]
     pub url: Option<String>,
@@ -245,7 +257,7 @@ pub struct KnobArgs {
     /// T of CPU per delayed response
     #[arg(long, value_name = "T")]
     pub spin: Option<String>,
-    /// Close the connection after every N responses (Connection: close)
+    /// Close the connection after every N responses (Connection: close; GOAWAY over HTTP/2)
     #[arg(long = "close-every", value_name = "N")]
     pub close_every: Option<u64>,
     /// Require a login: POST /login (non-empty body) returns {"token":"..."} and the cookie
@@ -253,9 +265,20 @@ pub struct KnobArgs {
     /// else 401. GET /__stats (no token) returns {"logins":N,"unauthorized":M}
     #[arg(long)]
     pub auth: bool,
-    /// Serve HTTPS with a fresh self-signed certificate for localhost/127.0.0.1
+    /// Serve HTTPS with a fresh self-signed certificate for localhost/127.0.0.1 (ALPN h2 and
+    /// http/1.1)
     #[arg(long)]
     pub tls: bool,
+    /// HTTP/2: announce this SETTINGS_MAX_CONCURRENT_STREAMS (default 200)
+    #[arg(long = "max-streams", value_name = "N")]
+    pub max_streams: Option<u32>,
+    /// Fail every N-th request on a connection: HTTP/2 resets its stream (RST_STREAM),
+    /// HTTP/1.1 closes the connection
+    #[arg(long = "reset-every", value_name = "N")]
+    pub reset_every: Option<u64>,
+    /// Speak HTTP/1.1 only (no h2c; over TLS, ALPN offers only http/1.1)
+    #[arg(long = "http1-only")]
+    pub http1_only: bool,
     /// With --tls, write the self-signed certificate (PEM) here, for --cacert
     #[arg(long = "cert-out", value_name = "FILE", requires = "tls")]
     pub cert_out: Option<PathBuf>,
@@ -535,6 +558,21 @@ impl LoadArgs {
             }
         }
         c.script = self.script.clone();
+        c.http = match (self.http2, self.http_version.as_deref()) {
+            (true, _) | (_, Some("2")) => HttpVersion::Http2,
+            (_, Some("auto")) => HttpVersion::Auto,
+            _ => HttpVersion::Http1,
+        };
+        if let Some(n) = &self.streams {
+            c.streams = count(n, "--streams")?;
+            if c.http == HttpVersion::Http1 && c.streams > 1 {
+                return Err(Error::Usage(
+                    "--streams: needs HTTP/2 (--http2 or --http-version 2|auto); HTTP/1.1 \
+                     has one request in flight per connection"
+                        .into(),
+                ));
+            }
+        }
         c.script_args = std::iter::once(url.to_string())
             .chain(self.script_args.iter().cloned())
             .collect();

@@ -1,4 +1,4 @@
-//! Opening connections: plain TCP or TLS (rustls). The choice is made once per run, by type, so
+//! Opening connections: plain TCP or TLS (rustls), with ALPN by HTTP version. The choice is made once per run, by type, so
 //! the request loop is monomorphised for one stream type and never branches on TLS (as wrk
 //! does with its function pointers).
 
@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 
 use super::rxtime::{self, TimedRead};
 use super::verify::{NoVerify, OwnCerts};
-use crate::config::Config;
+use crate::config::{Config, HttpVersion};
 use crate::error::{Error, Result};
 
 /// Something that opens a fresh stream to the target.
@@ -47,21 +47,64 @@ impl Connector for Tcp {
     }
 }
 
-/// TLS over TCP with rustls; SNI from the URL host, ALPN `http/1.1`.
+/// Plain TCP whose reads keep the kernel's receive timestamps through `AsyncRead`
+/// ([`rxtime::Stamped`]), for HTTP/2 (h2c), whose connection task reads the socket.
+#[derive(Clone, Copy)]
+pub struct TcpStamped;
+
+impl Connector for TcpStamped {
+    type Stream = rxtime::Stamped;
+    async fn connect(&self, addr: SocketAddr) -> io::Result<rxtime::Stamped> {
+        Ok(rxtime::Stamped::new(tcp(addr).await?))
+    }
+}
+
+/// TLS over TCP with rustls; SNI from the URL host, ALPN by the HTTP version: `http/1.1`,
+/// `h2` (required: a server that selects anything else fails the handshake with a line that
+/// says so), or both (`--http-version auto`, before the engine settles on one).
 #[derive(Clone)]
 pub struct Tls {
     connector: tokio_rustls::TlsConnector,
     name: ServerName<'static>,
+    /// The server must select `h2` by ALPN.
+    require_h2: bool,
 }
 
 impl Connector for Tls {
     type Stream = tokio_rustls::client::TlsStream<rxtime::Stamped>;
     async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
         let s = rxtime::Stamped::new(tcp(addr).await?);
-        self.connector
+        let s = self
+            .connector
             .connect(self.name.clone(), s)
             .await
-            .map_err(handshake_error)
+            .map_err(handshake_error)?;
+        if self.require_h2 && s.get_ref().1.alpn_protocol() != Some(b"h2") {
+            return Err(no_h2(s.get_ref().1.alpn_protocol()));
+        }
+        Ok(s)
+    }
+}
+
+/// The error of a server that did not select `h2` by ALPN.
+#[cold]
+fn no_h2(chosen: Option<&[u8]>) -> io::Error {
+    let chose = match chosen {
+        Some(p) => format!("it selected {:?}", String::from_utf8_lossy(p)),
+        None => "it selected no protocol".into(),
+    };
+    io::Error::other(format!(
+        "the server does not speak HTTP/2 over TLS: ALPN offered h2 and {chose} (without \
+         --http2 loadgen speaks HTTP/1.1; --http-version auto takes what the server selects)"
+    ))
+}
+
+impl Tls {
+    /// The protocol the server selects by ALPN when offered both `h2` and `http/1.1`
+    /// (`--http-version auto`): `true` for `h2`.
+    pub async fn selects_h2(&self, addr: SocketAddr) -> io::Result<bool> {
+        let s = self.connect(addr).await?;
+        Ok(s.get_ref().1.alpn_protocol() == Some(b"h2"))
     }
 }
 
@@ -136,7 +179,13 @@ impl Tls {
                 .with_custom_certificate_verifier(Arc::new(verifier))
                 .with_no_client_auth()
         };
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tls.alpn_protocols = match config.http {
+            HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
+            // `--http2` offers `http/1.1` too, so that a server without HTTP/2 answers the
+            // handshake (rather than failing it with an alert) and the error can say what it
+            // selected.
+            HttpVersion::Http2 | HttpVersion::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        };
         let name = ServerName::try_from(config.target.host.clone()).map_err(|e| {
             Error::Usage(format!(
                 "invalid TLS server name {:?}: {e}",
@@ -146,6 +195,7 @@ impl Tls {
         Ok(Tls {
             connector: tokio_rustls::TlsConnector::from(Arc::new(tls)),
             name,
+            require_h2: config.http == HttpVersion::Http2,
         })
     }
 }

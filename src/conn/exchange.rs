@@ -22,7 +22,7 @@ use super::{error, rxtime, Next, ThreadCtx};
 /// When a connection's latest request was sent and its latest response complete (ns since
 /// `t0`): `done` frees the connection; `done - sent` tells coarse pacing how long an exchange
 /// takes (`Pacer::hold_awake_if_before`).
-pub(super) struct Times {
+pub(crate) struct Times {
     pub(super) sent: u64,
     pub(super) done: u64,
 }
@@ -56,7 +56,7 @@ pub(super) async fn before<F: Future>(
 
 /// What one exchange is for: its slot of the plan and the state of its connection.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Slot {
+pub(crate) struct Slot {
     /// The request's intended send time, ns since `t0`.
     pub(super) intended: u64,
     /// When the connection became able to send it, ns since `t0`.

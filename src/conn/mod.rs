@@ -12,9 +12,12 @@ pub mod chunked;
 pub mod connect;
 pub mod error;
 mod exchange;
+pub mod h2;
+pub mod h2req;
 mod head;
 pub mod hooks;
 pub mod http1;
+pub(crate) mod proto;
 pub mod rxtime;
 mod unfinished;
 pub mod verify;
@@ -28,10 +31,9 @@ use crate::pacer::{mono_ns, Pacer};
 use crate::record::{Errors, Stats};
 use crate::request::Request;
 use crate::schedule::Plan;
-use connect::Connector;
-use exchange::{exchange, Slot, Times};
+use exchange::{Slot, Times};
 use hooks::{Hooks, Stop};
-use http1::ResponseReader;
+use proto::Exchange;
 pub use unfinished::Abandon;
 use unfinished::{Out, Progress};
 
@@ -100,7 +102,7 @@ const CLOSED_LOOP_RECONNECT_PAUSE: Duration = Duration::from_millis(10);
 
 /// What the driver does after an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Next {
+pub(crate) enum Next {
     /// Keep the connection for the next request.
     Keep,
     /// Reopen the connection (error, timeout, or the server asked to close).
@@ -116,20 +118,20 @@ pub(super) enum Next {
     Cut,
 }
 
-/// Runs one connection until its plan ends (the end of the run, or of the drain period), the
-/// script stops it, or the engine drops the task (a stop, or the drain period's backstop; what
-/// the connection then leaves unfinished is recorded by [`Progress`]). `stream` is the
-/// already-open first connection, if the engine opened one.
-pub async fn drive<C: Connector, H: Hooks>(
+/// Runs one slot (an HTTP/1.1 connection, or one stream slot of an HTTP/2 connection) until
+/// its plan ends (the end of the run, or of the drain period), the script stops it, or the
+/// engine drops the task (a stop, or the drain period's backstop; what the slot then leaves
+/// unfinished is recorded by [`Progress`]). `proto` opens links and exchanges requests on
+/// them ([`proto`]); `stream` is the already-open first link, if the engine opened one.
+pub(crate) async fn drive<P: Exchange, H: Hooks>(
     ctx: Rc<ThreadCtx>,
-    connector: C,
+    mut proto: P,
     plan: Option<Plan>,
-    mut stream: Option<C::Stream>,
+    mut stream: Option<P::Link>,
     mut hooks: H,
 ) {
     // Coarse pacing skips idle ticks only while every live connection task sleeps.
     let _task = ctx.pacer.task();
-    let mut reader = ResponseReader::new();
     // The connection's response deadline: one timer for its whole life, set to `timer_ns`
     // (ns since `t0`). A request's deadline is later than the one before, so the timer is
     // left where it is and moved only when it fires before the current request's deadline
@@ -171,7 +173,7 @@ pub async fn drive<C: Connector, H: Hooks>(
                 // so the request leaves as soon as it is open (see `Pacer::ticks`).
                 let awake = ctx.pacer.hold_awake();
                 g.connecting = true;
-                let opened = tokio::time::timeout(ctx.timeout, connector.connect(ctx.addr)).await;
+                let opened = tokio::time::timeout(ctx.timeout, proto.open(&ctx)).await;
                 g.connecting = false;
                 drop(awake);
                 match opened {
@@ -196,7 +198,7 @@ pub async fn drive<C: Connector, H: Hooks>(
                 }
             }
         };
-        reader.clear();
+        proto.fresh();
         let mut intended = intended;
         let mut free = if preopened { 0 } else { ctx.now() };
         let mut times = Times {
@@ -223,18 +225,18 @@ pub async fn drive<C: Connector, H: Hooks>(
                 reused: served,
                 again: resend.take().is_some(),
             };
-            let (next, sent) = exchange(
-                &ctx,
-                &mut io,
-                &mut reader,
-                &mut hooks,
-                deadline.as_mut(),
-                &mut timer_ns,
-                slot,
-                &mut times,
-                &mut g.out,
-            )
-            .await;
+            let (next, sent) = proto
+                .exchange(
+                    &ctx,
+                    &mut io,
+                    &mut hooks,
+                    deadline.as_mut(),
+                    &mut timer_ns,
+                    slot,
+                    &mut times,
+                    &mut g.out,
+                )
+                .await;
             // Pipelined requests (several in one write) use as many slots of the plan.
             g.out = Out::NONE;
             g.k += sent;

@@ -49,9 +49,20 @@ pub trait TimedRead: AsyncRead + Unpin {
     fn closed_while_idle(&mut self) -> bool {
         false
     }
+
+    /// When the bytes of the latest read arrived (CLOCK_REALTIME ns, as the kernel said), for
+    /// a reader that reads through `AsyncRead` (HTTP/2's connection task). The default knows
+    /// nothing.
+    fn last_rx(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl TimedRead for TlsStream<Stamped> {
+    fn last_rx(&self) -> Option<u64> {
+        self.get_ref().0.last
+    }
+
     async fn read_timed(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
         let n = self.read(buf).await?;
         // The latest ciphertext read: at or after the arrival of what was just decrypted.
@@ -88,6 +99,17 @@ impl Stamped {
         let mut s = Stamped::new(tcp);
         s.sink = Some(sink);
         s
+    }
+}
+
+impl TimedRead for Stamped {
+    async fn read_timed(&mut self, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
+        let n = self.read(buf).await?;
+        Ok((n, self.last))
+    }
+
+    fn last_rx(&self) -> Option<u64> {
+        self.last
     }
 }
 

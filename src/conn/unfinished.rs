@@ -74,7 +74,7 @@ pub(super) struct Progress<'a> {
 /// A connection's write out now: [`exchange`] keeps it current at every wait, so that a task
 /// dropped in the middle of one records exactly the requests still unanswered.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Out {
+pub(crate) struct Out {
     /// The write's intended time (ns since `t0`), from which its requests' latencies count.
     pub(super) intended: u64,
     /// How many slots of the plan the write holds (pipelining: one per request in it).

@@ -161,6 +161,25 @@ pub struct ConfigDoc {
     /// The seed of Poisson arrivals; else `null`. Added within version 1.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// What ran: `http/1.1`, `h2` (HTTP/2 over TLS) or `h2c` (HTTP/2 over plain TCP). Added
+    /// within version 1 (absent: `http/1.1`).
+    #[serde(default = "http1")]
+    pub protocol: String,
+    /// HTTP/2 streams per connection (`--streams`); 1 with HTTP/1.1. Added within version 1.
+    #[serde(default = "one")]
+    pub streams: usize,
+    /// HTTP/2: the lowest SETTINGS_MAX_CONCURRENT_STREAMS a server announced, when it was
+    /// below `streams` (the streams were clamped to it); else `null`. Added within version 1.
+    #[serde(default)]
+    pub streams_clamp: Option<u64>,
+}
+
+fn http1() -> String {
+    "http/1.1".into()
+}
+
+fn one() -> usize {
+    1
 }
 
 /// `config.profile`.
@@ -223,6 +242,22 @@ pub struct ErrorsDoc {
     /// `other`.
     #[serde(default)]
     pub read_reasons: BTreeMap<String, u64>,
+    /// HTTP/2 errors by kind (all 0 with HTTP/1.1). Added within version 1.
+    #[serde(default)]
+    pub h2: H2ErrorsDoc,
+}
+
+/// `errors.h2`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct H2ErrorsDoc {
+    /// Streams the server reset (RST_STREAM); each such request is also a `read` error.
+    pub rst_stream: u64,
+    /// Of `rst_stream`: REFUSED_STREAM.
+    pub refused_stream: u64,
+    /// Connections the server ended with GOAWAY (their unprocessed requests sent again).
+    pub goaway: u64,
+    /// Connections that failed otherwise.
+    pub connection: u64,
 }
 
 /// `latency`.
@@ -509,6 +544,9 @@ pub fn to_document(r: &RunResult) -> Document {
                 Arrivals::Poisson { seed } => Some(seed),
                 Arrivals::Uniform => None,
             },
+            protocol: c.protocol().into(),
+            streams: c.streams,
+            streams_clamp: st.h2_streams_clamp,
         },
         addr: s.addr.to_string(),
         start: rfc3339(start_unix_us),
@@ -546,6 +584,12 @@ pub fn to_document(r: &RunResult) -> Document {
                 .into_iter()
                 .map(|(r, n)| (r.key().to_string(), n))
                 .collect(),
+            h2: H2ErrorsDoc {
+                rst_stream: st.errors.h2.rst_stream,
+                refused_stream: st.errors.h2.refused_stream,
+                goaway: st.errors.h2.goaway,
+                connection: st.errors.h2.connection,
+            },
         },
         status,
         latency: LatencyDoc {

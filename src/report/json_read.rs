@@ -88,6 +88,11 @@ pub fn from_document(d: Document) -> Result<RunResult> {
     if let Some(t) = c.tick_s {
         config.tick = secs(t, "config.tick_s")?;
     }
+    config.http = match c.protocol.as_str() {
+        "h2" | "h2c" => crate::config::HttpVersion::Http2,
+        _ => crate::config::HttpVersion::Http1,
+    };
+    config.streams = c.streams;
 
     let mut stats = Stats::new();
     let hs = &d.histograms;
@@ -121,7 +126,14 @@ pub fn from_document(d: Document) -> Result<RunResult> {
         timeout: d.errors.timeout,
         status: d.errors.status,
         read_reasons: ReadReasons::default(),
+        h2: crate::record::H2Errors {
+            rst_stream: d.errors.h2.rst_stream,
+            refused_stream: d.errors.h2.refused_stream,
+            goaway: d.errors.h2.goaway,
+            connection: d.errors.h2.connection,
+        },
     };
+    stats.h2_streams_clamp = c.streams_clamp;
     for (key, n) in &d.errors.read_reasons {
         stats.errors.read_reasons.add(ReadReason::from_key(key), *n);
     }

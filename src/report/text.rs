@@ -29,9 +29,18 @@ pub fn write_header(w: &mut impl Write, s: &crate::config::Config) -> io::Result
         format_duration(s.duration),
         s.target.url
     )?;
+    // HTTP/1.1 keeps wrk2's line as it is; HTTP/2 says what it speaks, as h2load's
+    // "Application protocol" line does.
+    let protocol = match s.http {
+        crate::config::HttpVersion::Http1 => String::new(),
+        crate::config::HttpVersion::Auto => ", HTTP version by ALPN".into(),
+        crate::config::HttpVersion::Http2 => {
+            format!(", {}, {} streams each", s.protocol(), s.streams)
+        }
+    };
     writeln!(
         w,
-        "  {} threads and {} connections",
+        "  {} threads and {} connections{protocol}",
         s.threads, s.connections
     )?;
     let arrivals = match s.arrivals {
@@ -272,7 +281,30 @@ pub fn write_report(w: &mut impl Write, s: &Summary) -> io::Result<()> {
         format_time_us(s.elapsed.as_micros() as f64),
         format_binary(st.bytes as f64)
     )?;
+    if s.config.http != crate::config::HttpVersion::Http1 {
+        let clamp = match st.h2_streams_clamp {
+            Some(m) => format!(
+                "; clamped to {m} by the server's SETTINGS_MAX_CONCURRENT_STREAMS (asked {})",
+                s.config.streams
+            ),
+            None => String::new(),
+        };
+        writeln!(
+            w,
+            "  Protocol: {}, {} streams per connection{clamp}",
+            s.config.protocol(),
+            s.config.streams
+        )?;
+    }
     let e = &st.errors;
+    let h2 = &e.h2;
+    if *h2 != crate::record::H2Errors::default() {
+        writeln!(
+            w,
+            "  HTTP/2 errors: RST_STREAM {} ({} refused), GOAWAY {}, connection {}",
+            h2.rst_stream, h2.refused_stream, h2.goaway, h2.connection
+        )?;
+    }
     if e.socket() > 0 {
         let connect = match e.connect_timeout {
             0 => e.connect.to_string(),
