@@ -18,6 +18,7 @@ use crate::conn::hooks::NoHooks;
 use crate::conn::http1::Discard;
 use crate::conn::{self, Abandon, ThreadCtx};
 use crate::error::{Error, Result};
+use crate::live::{Msg, ThreadDone};
 use crate::record::Stats;
 use crate::request::{self, Request};
 use crate::result::Summary;
@@ -60,12 +61,18 @@ pub fn run(config: &Config) -> Result<Summary> {
 
 /// Runs the load described by `config`, with its script if it has one.
 pub fn run_scripted(config: &Config) -> Result<Finished> {
+    run_live(config, None)
+}
+
+/// [`run_scripted`], with each worker thread closing its seconds on the clock and sending
+/// them to `live` (the progress line and `--watch-pid`: [`crate::live`]).
+pub fn run_live(config: &Config, live: Option<mpsc::Sender<Msg>>) -> Result<Finished> {
     crate::sys::ensure_nofile_limit(config)?;
     let addrs = resolve(config)?;
     let request = request::from_config(config);
     match config.target.scheme {
-        Scheme::Http => run_with(config, Tcp, &addrs, request),
-        Scheme::Https => run_with(config, Tls::new(config)?, &addrs, request),
+        Scheme::Http => run_with(config, Tcp, &addrs, request, live),
+        Scheme::Https => run_with(config, Tls::new(config)?, &addrs, request, live),
     }
 }
 
@@ -106,6 +113,8 @@ struct WorkerArgs<C> {
     ready: mpsc::Sender<Result<()>>,
     start: watch::Receiver<Option<Instant>>,
     stop: watch::Receiver<bool>,
+    /// Where the thread's ticker sends its closed seconds, when there is a live view.
+    live: Option<mpsc::Sender<Msg>>,
 }
 
 /// What a worker hands back: its statistics and, with a script, its globals at the end.
@@ -129,6 +138,7 @@ fn run_with<C: Connector + Send>(
     connector: C,
     addrs: &[SocketAddr],
     request: Request,
+    live: Option<mpsc::Sender<Msg>>,
 ) -> Result<Finished> {
     let addr = probe(&connector, addrs, config.timeout)?;
     let threads = config.threads;
@@ -162,6 +172,7 @@ fn run_with<C: Connector + Send>(
             ready: ready_tx.clone(),
             start: start_rx.clone(),
             stop: stop_rx.clone(),
+            live: live.clone(),
         };
         let h = std::thread::Builder::new()
             .name(format!("loadgen-{index}"))
@@ -473,6 +484,7 @@ fn low_rate_spin(c: &Config) -> u64 {
 /// wait for the common start, drive the connections until told to stop (or until the script
 /// stops the thread), and hand back the thread's statistics.
 fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
+    let _done = a.live.clone().map(|tx| ThreadDone(tx, a.index));
     if let Some(core) = a.core {
         core_affinity::set_for_current(core);
     }
@@ -570,6 +582,9 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             stats: Stats::anchored(crate::timeline::unix_ns_at(t0)).into(),
             abandoned: None.into(),
         });
+        if let Some(tx) = a.live.clone() {
+            tokio::task::spawn_local(crate::live::ticker::run(ctx.clone(), a.index, tx));
+        }
         let mut tasks = Vec::with_capacity(conns.len());
         for (&i, s) in conns.iter().zip(streams) {
             let plan = a
