@@ -13,6 +13,7 @@ mod find;
 mod lua;
 mod parsing;
 mod profiles;
+mod progress;
 mod props;
 mod props_input;
 mod results;

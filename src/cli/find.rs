@@ -47,6 +47,10 @@ pub struct FindArgs {
     /// loadgen.find, docs/find.md)
     #[arg(long = "json", value_name = "FILE")]
     pub json: Option<String>,
+    /// Print each step's progress line every second on stderr even when it is not a terminal
+    /// (on a terminal it is redrawn in place anyway)
+    #[arg(long = "progress")]
+    pub progress: bool,
     /// What to load and how (the load-test flags, without -d and -R).
     #[command(flatten)]
     pub load: LoadArgs,
@@ -124,6 +128,7 @@ impl FindArgs {
             step,
             confirm,
             json,
+            progress: crate::live::Mode::choose(self.progress, false),
         })
     }
 }
