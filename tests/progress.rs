@@ -229,3 +229,38 @@ fn watch_pid_that_goes_away_is_a_note_and_a_missing_one_a_usage_error() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("--watch-pid 999999999"), "{err}");
 }
+
+#[test]
+fn find_shows_its_steps_in_the_progress_lines() {
+    // Every step fails (p99 ≥ 50 ms): one 2 s step, shown live on stderr.
+    let s = serve(&["--delay", "50ms"]);
+    let out = run(
+        &[
+            "find",
+            "-t1",
+            "-c10",
+            "--start",
+            "50",
+            "--step-duration",
+            "2s",
+            "--slo",
+            "p99<=20ms",
+            "--progress",
+            &s.url,
+        ],
+        LIMIT,
+    );
+    // 3: the step failed its threshold; 1 when a host that stalled the generator made the
+    // step invalid (send lag) — the progress lines are the same either way.
+    let err = stderr(&out);
+    assert!(matches!(out.status.code(), Some(1 | 3)), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| is_progress(l)).collect();
+    assert!((2..=3).contains(&lines.len()), "{err}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("find step 1 (climb 50 req/s): ") && l.contains("/2s  ")),
+        "{err}"
+    );
+    assert!(!stdout(&out).lines().any(is_progress), "{}", stdout(&out));
+}

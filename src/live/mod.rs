@@ -196,7 +196,7 @@ fn collect(rx: Receiver<Msg>, plan: PlanView, opts: Options) -> Vec<Watched> {
         let b =
             indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
         b.set_style(
-            indicatif::ProgressStyle::with_template("{msg}")
+            indicatif::ProgressStyle::with_template("{wide_msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         b
