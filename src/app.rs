@@ -149,8 +149,9 @@ fn service_summary(h: &hdrhistogram::Histogram<u64>) -> String {
     let at =
         |q: f64| crate::units::format_time_us(crate::hdr::value_at_quantile(h, q) as f64 / 1e3);
     format!(
-        "served {} responses; service time p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
+        "served {} responses; service time mean {}, p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
         h.len(),
+        crate::units::format_time_us(h.mean() / 1e3),
         at(0.5),
         at(0.9),
         at(0.99),

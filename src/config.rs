@@ -157,6 +157,19 @@ impl Target {
 /// few wake-ups, and precise pacing keeps each send within microseconds of its slot.
 pub const AUTO_COARSE_REQUESTS_PER_TICK: f64 = 4.0;
 
+/// `--pacing auto` bounds the burst a tick releases: above the switch to coarse pacing the tick
+/// shortens as the busiest thread's rate grows, so that a tick carries at most this many
+/// requests, down to [`AUTO_MIN_TICK`]. A tick's requests reach the server together and it
+/// queues them; a fixed 750 µs tick at 20000 req/s a thread released 15 at once, and the
+/// server's median latency under that load read several times its warm latency. Each tick
+/// costs one wake-up, so the bound trades the server's queueing against the generator's CPU
+/// (docs/performance.md has the measured curve).
+pub const AUTO_MAX_BURST: f64 = 4.0;
+
+/// The shortest tick `--pacing auto` chooses (also `--tick`'s lower limit): past the rate at
+/// which it carries [`AUTO_MAX_BURST`] requests, bursts grow again rather than the wake-ups.
+pub const AUTO_MIN_TICK: Duration = Duration::from_micros(100);
+
 /// How a connection waits for its next planned send time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pacing {
@@ -165,19 +178,25 @@ pub enum Pacing {
     /// `timerfd_settime`) per request at high rates.
     #[default]
     Precise,
-    /// Each worker thread wakes once per tick (`--tick`, 750 µs by default: `Pacer::ticks`),
-    /// releases the requests due before the next tick (up to a tick early, never late, so no
-    /// timer slack is latency) and handles every response that arrived meanwhile, timed by its
-    /// kernel receive timestamp: a quarter of precise pacing's CPU at 20000 req/s a thread, but
-    /// the server sees per-tick bursts.
+    /// Each worker thread wakes once per tick (`--tick`; chosen by `--pacing auto`, see
+    /// [`AUTO_MAX_BURST`]: `Pacer::ticks`), releases the requests due before the next tick (up
+    /// to a tick early, never late, so no timer slack is latency) and handles every response
+    /// that arrived meanwhile, timed by its kernel receive timestamp: a fraction of precise
+    /// pacing's CPU at 20000 req/s a thread, but the server sees per-tick bursts.
     Coarse,
+}
+
+/// The busiest worker thread's share of the rate: `connections` are dealt round-robin to
+/// `threads`, and the plan gives each connection an equal share.
+fn busiest_share(threads: usize, connections: usize) -> f64 {
+    connections.div_ceil(threads.max(1)) as f64 / connections.max(1) as f64
 }
 
 impl Pacing {
     /// What `--pacing auto` chooses for a total `rate` over `connections` dealt round-robin to
     /// `threads`, with coarse pacing's `tick` (see [`AUTO_COARSE_REQUESTS_PER_TICK`]).
     pub fn auto(rate: f64, threads: usize, connections: usize, tick: Duration) -> Pacing {
-        let busiest = connections.div_ceil(threads.max(1)) as f64 / connections.max(1) as f64;
+        let busiest = busiest_share(threads, connections);
         if rate * busiest * tick.as_secs_f64() >= AUTO_COARSE_REQUESTS_PER_TICK {
             Pacing::Coarse
         } else {
@@ -200,18 +219,25 @@ pub enum PacingMode {
 }
 
 impl PacingMode {
-    /// The pacing of a run configured as `c` (its rate, threads, connections and tick):
-    /// closed loop is precise unless coarse was asked for.
-    pub fn resolve(self, c: &Config) -> Pacing {
+    /// Sets the pacing of a run configured as `c` (its rate, threads, connections and tick):
+    /// closed loop is precise unless coarse was asked for; `auto` without `--tick`, choosing
+    /// coarse pacing, also chooses the tick that bounds its bursts ([`AUTO_MAX_BURST`]).
+    pub fn apply(self, c: &mut Config) {
         // A profile's pacing is chosen for its peak, the rate that costs most.
-        match (self, c.peak_rate()) {
+        c.pacing = match (self, c.peak_rate()) {
             (PacingMode::Fixed(p), _) => p,
             (PacingMode::Auto { .. }, None) => Pacing::Precise,
             (PacingMode::Auto { tick: true }, Some(_)) => Pacing::Coarse,
             (PacingMode::Auto { tick: false }, Some(r)) => {
-                Pacing::auto(r, c.threads, c.connections, c.tick)
+                let p = Pacing::auto(r, c.threads, c.connections, c.tick);
+                if p == Pacing::Coarse {
+                    let per_thread = r * busiest_share(c.threads, c.connections);
+                    let bounded = Duration::from_secs_f64(AUTO_MAX_BURST / per_thread);
+                    c.tick = bounded.clamp(AUTO_MIN_TICK, c.tick);
+                }
+                p
             }
-        }
+        };
     }
 }
 
@@ -295,6 +321,16 @@ impl Config {
     }
 
     /// The highest planned rate, req/s, when open loop (a constant rate's own).
+    /// With coarse pacing, the most requests one tick releases together on the busiest
+    /// thread at the peak rate (what the server sees as one burst); `None` otherwise.
+    pub fn coarse_burst(&self) -> Option<u64> {
+        let r = self.peak_rate()?;
+        (self.pacing == Pacing::Coarse).then(|| {
+            let n = r * busiest_share(self.threads, self.connections) * self.tick.as_secs_f64();
+            (n - 1e-9).ceil().max(1.0) as u64
+        })
+    }
+
     pub fn peak_rate(&self) -> Option<f64> {
         self.rate.as_ref().map(RateProfile::peak)
     }
@@ -310,6 +346,32 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `auto` keeps every tick's burst at 4 or fewer from the switch to coarse pacing until the
+    /// tick reaches its 100 µs floor; an explicit `--tick` or `--pacing coarse` keeps its tick.
+    #[test]
+    fn auto_pacing_bounds_the_burst() {
+        let at = |rate: f64, threads: usize, conns: usize, mode: PacingMode| {
+            let mut c = Config::new(Target::parse("http://127.0.0.1:1/").unwrap());
+            c.rate = Some(crate::schedule::RateProfile::Constant(rate));
+            (c.threads, c.connections) = (threads, conns);
+            mode.apply(&mut c);
+            (c.pacing, c.tick.as_micros() as u64, c.coarse_burst())
+        };
+        let auto = PacingMode::Auto { tick: false };
+        assert_eq!(at(5000.0, 1, 50, auto).0, Pacing::Precise);
+        assert_eq!(at(5334.0, 1, 50, auto), (Pacing::Coarse, 749, Some(4)));
+        assert_eq!(at(20_000.0, 1, 50, auto), (Pacing::Coarse, 200, Some(4)));
+        // Two threads, 3 connections: the busiest has 2 of them, 2/3 of the rate.
+        assert_eq!(at(30_000.0, 2, 3, auto), (Pacing::Coarse, 200, Some(4)));
+        // Past 40000 req/s a thread the tick stays at 100 µs and the burst grows.
+        assert_eq!(at(100_000.0, 1, 50, auto), (Pacing::Coarse, 100, Some(10)));
+        let coarse = PacingMode::Fixed(Pacing::Coarse);
+        assert_eq!(at(20_000.0, 1, 50, coarse), (Pacing::Coarse, 750, Some(15)));
+        let ticked = PacingMode::Auto { tick: true };
+        assert_eq!(at(20_000.0, 1, 50, ticked), (Pacing::Coarse, 750, Some(15)));
+        assert_eq!(at(100.0, 1, 1, auto).2, None);
+    }
 
     #[test]
     fn parses_urls_exactly() {

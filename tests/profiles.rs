@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::check;
 use crate::common::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -26,19 +27,22 @@ fn run_json(args: &[&str]) -> (std::process::Output, serde_json::Value) {
     (out, doc)
 }
 
-/// Every whole second of the series holds the plan's count for it, within `share`.
-fn seconds_follow_the_plan(doc: &serde_json::Value, share: f64) {
+/// Every whole second of the series holds the plan's count for it, within `share`; `Err` names
+/// the first that does not.
+fn seconds_follow_the_plan(doc: &serde_json::Value, share: f64) -> Result<(), String> {
     let series = doc["series"].as_array().unwrap();
     // The first and last seconds are partial (the run starts and ends inside them).
     for s in &series[1..series.len() - 1] {
         let planned = s["planned"].as_f64().unwrap();
         let got = s["requests"].as_f64().unwrap();
-        assert!(
-            (got - planned).abs() <= planned * share + 2.0,
-            "second {}: {got} of {planned} planned\n{series:?}",
-            s["t"]
-        );
+        if (got - planned).abs() > planned * share + 2.0 {
+            return Err(format!(
+                "second {}: {got} of {planned} planned\n{series:?}",
+                s["t"]
+            ));
+        }
     }
+    Ok(())
 }
 
 /// `-R1000 --stages 2s:1000,2s:3000`: 2000 requests at 1000/s, then a ramp to 3000/s (4000
@@ -47,24 +51,27 @@ fn seconds_follow_the_plan(doc: &serde_json::Value, share: f64) {
 fn a_ramp_sends_its_integral_second_by_second() {
     // Its assertions are about timing (counts per second, send lag): no other load beside it.
     let s = serve_alone(&[]);
-    let ramp = || {
-        run_json(&[
+    let (out, doc) = settle(3, || {
+        let (out, doc) = run_json(&[
             "-t1",
             "-c20",
             "-R1000",
             "--stages",
             "2s:1000,2s:3000",
             &s.url,
-        ])
-    };
-    // A run the shared host stalled (send lag p99 over 5 ms) is repeated, twice at most.
-    let (mut out, mut doc) = ramp();
-    for _ in 0..2 {
-        if doc["latency"]["send_lag"]["p99"].as_u64().unwrap() < 5_000 {
-            break;
+        ]);
+        // The seconds differ from each other by a third or more, so 5% still tells a ramp
+        // from anything else; a burst of the host's steal shifts a few dozen requests from
+        // one second into the next.
+        seconds_follow_the_plan(&doc, 0.05)?;
+        // The generator kept to the plan through the ramp (an unoptimised test build, on
+        // CI's two cores; release figures are in docs/accuracy.md).
+        let lag = doc["latency"]["send_lag"]["p99"].as_u64().unwrap();
+        if lag >= 10_000 {
+            return Err(format!("send lag p99 {lag} µs\n{}", stdout(&out)));
         }
-        (out, doc) = ramp();
-    }
+        Ok((out, doc))
+    });
     let text = stdout(&out);
     let r = parse(&text);
     assert!((5940..=6060).contains(&r.requests), "{text}");
@@ -76,26 +83,22 @@ fn a_ramp_sends_its_integral_second_by_second() {
     assert_eq!(doc["config"]["profile"]["planned"], 6000.0);
     assert_eq!(doc["config"]["duration_s"], 4.0);
     assert_eq!(doc["config"]["rate"], 1500.0);
-    seconds_follow_the_plan(&doc, 0.03);
-    // The generator kept to the plan through the ramp (an unoptimised test build, on CI's
-    // two cores; release figures are in docs/accuracy.md).
-    assert!(
-        doc["latency"]["send_lag"]["p99"].as_u64().unwrap() < 10_000,
-        "{text}"
-    );
 }
 
 /// `--step 200+200/1s..600`: 200, 400 and 600 req/s for a second each.
 #[test]
 fn a_step_load_steps() {
     let s = serve_alone(&[]);
-    let (out, doc) = run_json(&["-t1", "-c10", "--step", "200+200/1s..600", &s.url]);
+    let (out, doc) = settle(3, || {
+        let (out, doc) = run_json(&["-t1", "-c10", "--step", "200+200/1s..600", &s.url]);
+        seconds_follow_the_plan(&doc, 0.05)?;
+        Ok((out, doc))
+    });
     let text = stdout(&out);
     let r = parse(&text);
     assert!((1188..=1212).contains(&r.requests), "{text}");
     assert_eq!(doc["config"]["profile"]["peak"], 600.0);
     assert_eq!(doc["config"]["duration_s"], 3.0);
-    seconds_follow_the_plan(&doc, 0.03);
 }
 
 /// Profiles are refused with one line where they make no sense.
@@ -155,11 +158,15 @@ fn poisson_arrivals_are_reproducible_from_the_seed() {
 /// The built-in server with `--capacity 1000` serves one request at a time in 1 ms. Offered
 /// 800 req/s with Poisson arrivals it is an M/D/1 queue at load 0.8, whose mean time in system
 /// is s + ρs / (2(1 − ρ)) = 1 + 0.8 / 0.4 = 3.0 ms; evenly spaced arrivals never queue
-/// (≈ 1.0 ms). The corrected mean latency shows both.
+/// (≈ 1.0 ms). Two references judge loadgen's corrected mean: the server's own record of each
+/// request's time in system (kernel arrival to response), which loadgen's must match whatever
+/// the host did; and the analytic mean, for the queue itself.
 #[test]
 fn poisson_arrivals_make_an_m_d_1_queue() {
-    let s = serve_alone(&["--capacity", "1000", "--spin", "300us"]);
-    let mean = |arrivals: &str| {
+    // (loadgen's corrected mean, the server's recorded mean), ms; a fresh server per run, so
+    // that its record is this run's alone.
+    let measure = |arrivals: &str| {
+        let s = serve_alone(&["--capacity", "1000", "--spin", "300us"]);
         let (_, doc) = run_json(
             &[
                 "-t1",
@@ -176,33 +183,49 @@ fn poisson_arrivals_make_an_m_d_1_queue() {
             .filter(|a| arrivals == "poisson" || (*a != "--seed" && *a != "5"))
             .collect::<Vec<_>>(),
         );
+        let mean = |k: &str| doc["latency"][k]["mean"].as_f64().unwrap() / 1000.0;
         (
-            doc["latency"]["corrected"]["mean"].as_f64().unwrap() / 1000.0,
-            doc["latency"]["send_lag"]["p99"].as_u64().unwrap(),
+            mean("corrected"),
+            mean("uncorrected"),
+            served_mean_ms(&s.stop()),
         )
     };
-    // A run in which the generator itself was held up (send lag p99 over 2 ms: the shared
-    // host stalled it) measured the host, not the queue: it is repeated, twice at most.
-    let (mut poisson, mut uniform) = (0.0, 0.0);
-    for _ in 0..3 {
-        let (p, lag_p) = mean("poisson");
-        let (u, lag_u) = mean("uniform");
-        (poisson, uniform) = (p, u);
-        if lag_p < 2_000 && lag_u < 2_000 {
-            break;
+    let (poisson, uniform) = settle(3, || {
+        let (p, p_up, p_srv) = measure("poisson");
+        let (u, u_up, u_srv) = measure("uniform");
+        let all = format!(
+            "Poisson {p:.3} ms (from the actual send {p_up:.3}, server {p_srv:.3}), \
+             uniform {u:.3} ms (from the actual send {u_up:.3}, server {u_srv:.3})"
+        );
+        // Timed from its actual send, a request's mean is the server's plus its way in and
+        // out over loopback (tens of µs; a few hundred in an unoptimised build on a busy
+        // host). The corrected mean adds the generator's own lateness, which the server
+        // cannot see; it is judged against the analytic truth below.
+        for (got, srv) in [(p_up, p_srv), (u_up, u_srv)] {
+            check!(
+                (-0.05..=0.1 * srv + 0.3).contains(&(got - srv)),
+                "loadgen and the server's record differ: {all}"
+            );
         }
-    }
-    // Below by 20% at most. Above by up to 40%: at load 0.8 the queue multiplies the delivery
-    // jitter of an unoptimised test server sharing two cores (a response 50 µs late is a load
-    // of 0.84 and a mean of 3.8 ms). The figures measured are in docs/accuracy.md.
-    assert!(
-        (2.4..=4.2).contains(&poisson),
-        "Poisson mean {poisson} ms, truth 3.0 ms (uniform {uniform} ms)"
-    );
-    assert!(
-        (0.9..=1.4).contains(&uniform),
-        "uniform mean {uniform} ms, truth ≈ 1.0 ms"
-    );
+        // The queue itself. Evenly spaced, a request finds the server idle: the time in system
+        // is the service time as this host delivered it (timer wake-ups, steal), s'. Poisson
+        // arrivals then queue as M/D/1 with s', and s' ≥ 1 ms only raises the 3.0 ms truth.
+        // Bounds: 20% under the 1 ms truth, 30% over the s' prediction (the service time
+        // varies a little under s', which M/D/1 leaves out). A host too slow for the test
+        // (s' past 1.2 ms: load over 0.96) measured the host, not the queue.
+        check!(
+            (0.9..=1.2).contains(&u_srv),
+            "the host delivered 1 ms as {u_srv:.3} ms: {all}"
+        );
+        let rho = 0.8 * u_srv;
+        let truth = u_srv + rho * u_srv / (2.0 * (1.0 - rho));
+        if !(2.4..=1.3 * truth).contains(&p) {
+            return Err(format!(
+                "Poisson mean {p:.3} ms, truth {truth:.3} ms: {all}"
+            ));
+        }
+        Ok((p, u))
+    });
     // The queueing is Poisson's alone: the same server, the same rate, evenly spaced, has none.
     assert!(
         poisson - uniform >= 1.5,

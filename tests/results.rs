@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{
-    bin, dead_port, parse, run, run_signalled, serve, serve_alone, stderr, stdout,
+    bin, dead_port, parse, run, run_signalled, serve, serve_alone, settle, stderr, stdout,
 };
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -717,73 +717,92 @@ fn finish(c: std::process::Child) -> Output {
 /// 50 ms, 2 s at 1000 req/s, with a CPU hog beside it, merged-vs-single p50 differed by up to
 /// 0.6% and p99 by up to 6.3%; two identical single runs by up to 2.4% and 7.6%). A slower
 /// server keeps scheduling noise small against the latency, and the test runs alone (no other
-/// load test beside it).
+/// load test beside it). The comparison is between separate runs, so a burst of the shared
+/// host's steal in one of them (an 80 ms pause is the p99 of a 2 s run) can move it: such a
+/// trio is repeated, twice at most. What the merge itself computes is checked exactly on every
+/// trio: counts add up, and each merged percentile lies between the inputs' (the merged
+/// distribution is their mixture).
 #[test]
 fn two_processes_at_half_rate_merge_like_one_at_full_rate() {
     let s = serve_alone(&["--delay", "50ms"]);
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b, one) = (
-        dir.path().join("a.json"),
-        dir.path().join("b.json"),
-        dir.path().join("one.json"),
-    );
-    let half = |p: &Path| {
-        spawn(&[
-            "-t1",
-            "-c50",
+    settle(3, || {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, one) = (
+            dir.path().join("a.json"),
+            dir.path().join("b.json"),
+            dir.path().join("one.json"),
+        );
+        let half = |p: &Path| {
+            spawn(&[
+                "-t1",
+                "-c50",
+                "-d2s",
+                "-R500",
+                "-q",
+                "--json",
+                p.to_str().unwrap(),
+                &s.url,
+            ])
+        };
+        let (ca, cb) = (half(&a), half(&b));
+        finish(ca);
+        finish(cb);
+        finish(spawn(&[
+            "-t2",
+            "-c100",
             "-d2s",
-            "-R500",
+            "-R1000",
             "-q",
             "--json",
-            p.to_str().unwrap(),
+            one.to_str().unwrap(),
             &s.url,
-        ])
-    };
-    let (ca, cb) = (half(&a), half(&b));
-    finish(ca);
-    finish(cb);
-    finish(spawn(&[
-        "-t2",
-        "-c100",
-        "-d2s",
-        "-R1000",
-        "-q",
-        "--json",
-        one.to_str().unwrap(),
-        &s.url,
-    ]));
-    let m = dir.path().join("m.json");
-    let out = run(
-        &[
-            "merge",
-            a.to_str().unwrap(),
-            b.to_str().unwrap(),
-            "--json",
-            m.to_str().unwrap(),
-        ],
-        LIMIT,
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let (m, one) = (read_json(&m), read_json(&one));
-    let n = |d: &Value| d["requests"].as_f64().unwrap();
-    assert!(
-        (n(&m) - n(&one)).abs() / n(&one) < 0.01,
-        "{} vs {}",
-        n(&m),
-        n(&one)
-    );
-    assert_eq!(m["config"]["rate"], 1000.0);
-    assert_eq!(m["config"]["connections"], 100);
-    let p = |d: &Value, k: &str| d["latency"]["corrected"][k].as_f64().unwrap();
-    let (m50, o50) = (p(&m, "p50"), p(&one, "p50"));
-    let (m99, o99) = (p(&m, "p99"), p(&one, "p99"));
-    assert!(m50 >= 50_000.0 && o50 >= 50_000.0, "p50 {m50} vs {o50}");
-    assert!((m50 - o50).abs() / o50 < 0.10, "p50 {m50} vs {o50}");
-    assert!((m99 - o99).abs() / o99 < 0.20, "p99 {m99} vs {o99}");
-    // The merged series is aligned by wall-clock second and adds up exactly.
-    let series = m["series"].as_array().unwrap();
-    let sum: f64 = series.iter().map(|x| x["requests"].as_f64().unwrap()).sum();
-    assert_eq!(sum, n(&m));
+        ]));
+        let m = dir.path().join("m.json");
+        let out = run(
+            &[
+                "merge",
+                a.to_str().unwrap(),
+                b.to_str().unwrap(),
+                "--json",
+                m.to_str().unwrap(),
+            ],
+            LIMIT,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let (m, one, a, b) = (read_json(&m), read_json(&one), read_json(&a), read_json(&b));
+        let n = |d: &Value| d["requests"].as_f64().unwrap();
+        assert_eq!(n(&m), n(&a) + n(&b));
+        assert_eq!(m["config"]["rate"], 1000.0);
+        assert_eq!(m["config"]["connections"], 100);
+        let p = |d: &Value, k: &str| d["latency"]["corrected"][k].as_f64().unwrap();
+        for k in ["p50", "p90", "p99", "p99.9"] {
+            let (lo, hi) = (p(&a, k).min(p(&b, k)), p(&a, k).max(p(&b, k)));
+            assert!(
+                (lo..=hi).contains(&p(&m, k)),
+                "{k}: merged {} outside the inputs' {lo}..{hi}",
+                p(&m, k)
+            );
+        }
+        // The merged series is aligned by wall-clock second and adds up exactly.
+        let series = m["series"].as_array().unwrap();
+        let sum: f64 = series.iter().map(|x| x["requests"].as_f64().unwrap()).sum();
+        assert_eq!(sum, n(&m));
+        let (m50, o50) = (p(&m, "p50"), p(&one, "p50"));
+        let (m99, o99) = (p(&m, "p99"), p(&one, "p99"));
+        assert!(m50 >= 50_000.0 && o50 >= 50_000.0, "p50 {m50} vs {o50}");
+        let close = (n(&m) - n(&one)).abs() / n(&one) < 0.01
+            && (m50 - o50).abs() / o50 < 0.10
+            && (m99 - o99).abs() / o99 < 0.20;
+        if close {
+            Ok(())
+        } else {
+            Err(format!(
+                "merged vs one: requests {} vs {}, p50 {m50} vs {o50}, p99 {m99} vs {o99}",
+                n(&m),
+                n(&one)
+            ))
+        }
+    });
 }
 
 /// Ctrl-C (SIGINT, also what CI systems send first on cancel) or SIGTERM (what `timeout`,

@@ -51,6 +51,10 @@ pub struct FindArgs {
     /// (on a terminal it is redrawn in place anyway)
     #[arg(long = "progress")]
     pub progress: bool,
+    /// Write an HTML report of the search (every step's rate, achieved rate, p99 and
+    /// verdict, charted) to FILE
+    #[arg(long = "html", value_name = "FILE")]
+    pub html: Option<String>,
     /// What to load and how (the load-test flags, without -d and -R).
     #[command(flatten)]
     pub load: LoadArgs,
@@ -117,6 +121,14 @@ impl FindArgs {
             }
             Some(p) => Some(crate::results::args::out_path(p, "--json")?),
         };
+        let html = self
+            .html
+            .as_deref()
+            .map(|p| crate::results::args::out_path(p, "--html"))
+            .transpose()?;
+        if html.is_some() && html == json {
+            return Err(Error::Usage("--json and --html name the same file".into()));
+        }
         Ok(crate::find::Settings {
             pacing: self.load.pacing_mode(),
             base,
@@ -129,6 +141,7 @@ impl FindArgs {
             confirm,
             json,
             progress: crate::live::Mode::choose(self.progress, false),
+            html,
         })
     }
 }

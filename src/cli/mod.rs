@@ -177,12 +177,14 @@ pub struct LoadArgs {
     /// How requests wait for their intended send time: precise (timerfd, microseconds),
     /// coarse (the thread wakes once per --tick: a quarter of the CPU; requests leave in
     /// per-tick batches, up to a tick early, timed from their actual send), or auto: coarse
-    /// when a thread's share of -R puts 4 or more requests in each tick (5334 req/s a thread
-    /// at 750us), else precise
+    /// when a thread's share of -R puts 4 or more requests in each 750us tick (5334 req/s a
+    /// thread), with the tick shortened so that no tick sends more than 4 together (down to
+    /// 100us), else precise
     #[arg(long = "pacing", value_name = "MODE", default_value = "auto", value_parser = ["auto", "precise", "coarse"])]
     pub pacing: String,
     /// Coarse pacing's tick, 100us to 10ms: longer costs less CPU, but each tick's requests
-    /// reach the server as one larger burst; with --pacing auto, implies coarse [default: 750us]
+    /// reach the server as one larger burst; with --pacing auto, implies coarse [default:
+    /// 750us, or the shorter one auto chooses]
     #[arg(long = "tick", value_name = "T")]
     pub tick: Option<String>,
     /// HTTP method
@@ -459,7 +461,7 @@ impl RunArgs {
                 "--seed: only with --arrivals poisson (uniform arrivals are not random)".into(),
             ));
         }
-        c.pacing = self.load.pacing_mode().resolve(&c);
+        self.load.pacing_mode().apply(&mut c);
         c.latency = self.latency || self.u_latency;
         c.u_latency = self.u_latency;
         Ok(c)
@@ -517,7 +519,7 @@ impl LoadArgs {
             }
             c.tick = d;
         }
-        c.pacing = self.pacing_mode().resolve(&c);
+        self.pacing_mode().apply(&mut c);
         c.headers = self
             .headers
             .iter()

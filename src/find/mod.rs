@@ -7,6 +7,7 @@
 //! prints a line for each, and reports and writes (`--json`, [`doc`]) what was found.
 
 pub mod doc;
+mod page;
 pub mod policy;
 
 use std::io::Write;
@@ -68,6 +69,8 @@ pub struct Settings {
     pub json: Option<PathBuf>,
     /// How each step's progress is shown (`--progress`, or a terminal).
     pub progress: crate::live::Mode,
+    /// `--html`.
+    pub html: Option<PathBuf>,
 }
 
 /// A step's verdict with the reason for a fail or an invalid step.
@@ -215,10 +218,10 @@ fn step_line(n: usize, kind: Kind, r: &RunResult, j: &Judged) -> String {
 }
 
 /// A step that was run: what the policy knows of it, and its result.
-struct Step {
-    tried: Tried,
-    judged: Judged,
-    result: RunResult,
+pub(crate) struct Step {
+    pub(crate) tried: Tried,
+    pub(crate) judged: Judged,
+    pub(crate) result: RunResult,
 }
 
 /// The configuration of one run at `rate` (closed loop for `None`) lasting `duration`.
@@ -226,7 +229,7 @@ fn step_config(s: &Settings, rate: Option<f64>, duration: Duration) -> Config {
     let mut c = s.base.clone();
     c.rate = rate.map(RateProfile::Constant);
     c.duration = duration;
-    c.pacing = s.pacing.resolve(&c);
+    s.pacing.apply(&mut c);
     c
 }
 
@@ -450,7 +453,7 @@ fn finish(steps: &[Step], end: Option<End>) -> Result<i32> {
     }
 }
 
-/// Writes the `--json` document, if asked for.
+/// Writes the `--json` document and the `--html` page, if asked for.
 fn write_doc(
     s: &Settings,
     steps: &[Step],
@@ -458,9 +461,9 @@ fn write_doc(
     probe_rate: Option<f64>,
     start: f64,
 ) -> Result<()> {
-    let Some(path) = &s.json else {
+    if s.json.is_none() && s.html.is_none() {
         return Ok(());
-    };
+    }
     let tried: Vec<Tried> = steps.iter().map(|s| s.tried).collect();
     let (outcome, max_rate, first_fail) = match end {
         Some(End::Found { rate, first_fail }) => ("found", Some(rate), first_fail),
@@ -480,6 +483,13 @@ fn write_doc(
             };
             (outcome, pass, fail)
         }
+    };
+    if let Some(path) = &s.html {
+        let page = page::render(s, steps, outcome, max_rate, first_fail);
+        write_atomic(path, page.as_bytes())?;
+    }
+    let Some(path) = &s.json else {
+        return Ok(());
     };
     let d = doc::FindDoc {
         schema: doc::SCHEMA.into(),

@@ -148,6 +148,11 @@ pub struct ConfigDoc {
     /// `--tick` in seconds, with coarse pacing; else `null`. Added within version 1.
     #[serde(default)]
     pub tick_s: Option<f64>,
+    /// With coarse pacing, the most requests one tick released together on the busiest thread
+    /// at the peak rate; else `null`. Derived from the rest (not read back). Added within
+    /// version 1.
+    #[serde(default)]
+    pub burst: Option<u64>,
     /// The rate profile (`--stages`, `--step`); `null` for a constant rate or closed loop.
     /// `rate` is then the profile's mean. Added within version 1.
     #[serde(default)]
@@ -410,7 +415,9 @@ pub fn series_seconds(s: &Summary) -> Vec<(u64, Option<&Interval>)> {
     out
 }
 
-fn series(s: &Summary) -> Vec<SecondDoc> {
+/// Requests the plan placed in the wall-clock second `t` (the part of it within the run);
+/// `None` for closed loop.
+pub fn planned_in_second(s: &Summary, t: u64) -> Option<f64> {
     let start_ns = unix_us(s.started) * 1000;
     let end_ns = s.config.duration.as_nanos() as u64;
     // The run's time of a wall-clock second's start, within the plan.
@@ -419,6 +426,13 @@ fn series(s: &Summary) -> Vec<SecondDoc> {
             .saturating_sub(start_ns)
             .min(end_ns)
     };
+    s.config
+        .rate
+        .as_ref()
+        .map(|p| p.count_between(rel(t), rel(t + 1)))
+}
+
+fn series(s: &Summary) -> Vec<SecondDoc> {
     series_seconds(s)
         .into_iter()
         .map(|(t, i)| {
@@ -427,11 +441,7 @@ fn series(s: &Summary) -> Vec<SecondDoc> {
                 t,
                 requests: i.map_or(0, |i| i.requests),
                 errors: i.map_or(0, |i| i.errors),
-                planned: s
-                    .config
-                    .rate
-                    .as_ref()
-                    .map(|p| p.count_between(rel(t), rel(t + 1))),
+                planned: planned_in_second(s, t),
                 p50_us: h.as_ref().map(|h| crate::hdr::value_at_quantile(h, 0.5)),
                 p99_us: h.as_ref().map(|h| crate::hdr::value_at_quantile(h, 0.99)),
                 histogram: h.as_ref().map(hdr::encode_base64),
@@ -477,6 +487,7 @@ pub fn to_document(r: &RunResult) -> Document {
             }),
             tick_s: (c.rate.is_some() && c.pacing == Pacing::Coarse)
                 .then_some(c.tick.as_secs_f64()),
+            burst: c.coarse_burst(),
             profile: match &c.rate {
                 Some(RateProfile::Stages(p)) => Some(ProfileDoc {
                     start_rate: p.start(),

@@ -1,7 +1,10 @@
 //! Reports: writers that turn a [`Summary`](crate::result::Summary) into text for people (the
-//! wrk2 layout) or documents for machines. Each writes into any `impl Write`; none measures.
+//! wrk2 layout) or documents for machines (JSON, JUnit, .hlog, CSV, HTML). Each writes into any `impl Write`; none measures.
 
+pub mod charts;
+pub mod csv;
 pub mod hlog;
+pub mod html;
 pub mod json;
 pub mod json_limits;
 pub mod json_read;

@@ -1,5 +1,5 @@
 //! Command-line flags for results (`--json`, `--slo`, `--fail-on-errors`, `--junit`, `--hlog`,
-//! `--quiet`) and the `merge` / `report` subcommands, validated into [`Outputs`] before any
+//! `--html`, `--csv`, `--quiet`) and the `merge` / `report` subcommands, validated into [`Outputs`] before any
 //! load is sent. Output paths may name environment variables (`{env:VAR}`, `${VAR}`, `$VAR`),
 //! so that each instance of a distributed run writes its own file.
 
@@ -30,6 +30,14 @@ pub struct OutputArgs {
     /// Write an HdrHistogram interval log (.hlog, one interval per second) to FILE
     #[arg(long = "hlog", value_name = "FILE")]
     pub hlog: Option<String>,
+    /// Write a self-contained HTML report with charts (rates, latency per second, errors,
+    /// percentile spectrum, send lag, thresholds) to FILE. See docs/html-report.md
+    #[arg(long = "html", value_name = "FILE")]
+    pub html: Option<String>,
+    /// Write Locust-style CSV: PREFIX_stats.csv (the run) and PREFIX_stats_history.csv (one
+    /// row per second)
+    #[arg(long = "csv", value_name = "PREFIX")]
+    pub csv: Option<String>,
     /// Print only the threshold table (and the failure line)
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
@@ -92,6 +100,10 @@ pub struct Outputs {
     pub junit: Option<PathBuf>,
     /// `--hlog`.
     pub hlog: Option<PathBuf>,
+    /// `--html`.
+    pub html: Option<PathBuf>,
+    /// `--csv PREFIX`: the `PREFIX_stats.csv` and `PREFIX_stats_history.csv` paths.
+    pub csv: Option<(PathBuf, PathBuf)>,
     /// `--slo` and `--fail-on-errors`, parsed; empty when none were given.
     pub slos: Vec<Slo>,
     /// `--quiet`.
@@ -237,6 +249,18 @@ impl OutputArgs {
             .as_deref()
             .map(|p| out_path(p, "--hlog"))
             .transpose()?;
+        let html = self
+            .html
+            .as_deref()
+            .map(|p| out_path(p, "--html"))
+            .transpose()?;
+        let csv = match self.csv.as_deref() {
+            None => None,
+            Some(p) => Some((
+                out_path(&format!("{p}_stats.csv"), "--csv")?,
+                out_path(&format!("{p}_stats_history.csv"), "--csv")?,
+            )),
+        };
         let json_file = match &json {
             Some(Dest::File(p)) => Some(p),
             _ => None,
@@ -245,6 +269,9 @@ impl OutputArgs {
             ("--json", json_file),
             ("--junit", junit.as_ref()),
             ("--hlog", hlog.as_ref()),
+            ("--html", html.as_ref()),
+            ("--csv", csv.as_ref().map(|c| &c.0)),
+            ("--csv", csv.as_ref().map(|c| &c.1)),
         ];
         for (i, (a, pa)) in files.iter().enumerate() {
             for (b, pb) in &files[i + 1..] {
@@ -262,6 +289,8 @@ impl OutputArgs {
             json,
             junit,
             hlog,
+            html,
+            csv,
             slos,
             quiet: self.quiet,
         })

@@ -1,6 +1,6 @@
 //! Results for machines and CI: the commands that turn a run (or saved runs) into outputs and
 //! an exit code — the text report (or, with `--quiet`, only the threshold table), the JSON
-//! result, JUnit XML, the HdrHistogram interval log — and `loadgen merge` / `loadgen report`.
+//! result, JUnit XML, the HdrHistogram interval log, the HTML report, Locust-style CSV — and `loadgen merge` / `loadgen report`.
 //!
 //! A load test, `merge` and `report` all end the same way ([`finish`]): print, write the files
 //! (each atomically: a killed run never leaves a half-written file), then fail with
@@ -21,7 +21,7 @@ use crate::engine;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::report::json;
-use crate::report::{hlog, junit, text, thresholds};
+use crate::report::{csv, hlog, html, junit, text, thresholds};
 use crate::result::RunResult;
 use crate::slo;
 
@@ -126,7 +126,7 @@ pub fn write_body(w: &mut dyn Write, r: &RunResult, quiet: bool) -> io::Result<(
     thresholds::write_table(&mut w, &r.outcomes)
 }
 
-/// Writes the JSON, JUnit and interval-log outputs that `out` asks for.
+/// Writes the JSON, JUnit, interval-log, HTML and CSV outputs that `out` asks for.
 pub fn write_files(r: &RunResult, out: &Outputs) -> Result<()> {
     // Each output is attempted even when one before it failed (a full disk for one file
     // should not cost the others); the first failure is returned.
@@ -148,6 +148,21 @@ pub fn write_files(r: &RunResult, out: &Outputs) -> Result<()> {
         let mut buf = Vec::new();
         hlog::write(&mut buf, r)?;
         results.push(write_atomic(p, &buf));
+    }
+    if let Some(p) = &out.html {
+        results.push(write_atomic(p, html::report(r).as_bytes()));
+    }
+    if let Some((stats, history)) = &out.csv {
+        results.push(
+            csv::stats(r)
+                .map_err(Into::into)
+                .and_then(|b| write_atomic(stats, &b)),
+        );
+        results.push(
+            csv::history(r)
+                .map_err(Into::into)
+                .and_then(|b| write_atomic(history, &b)),
+        );
     }
     results.into_iter().collect()
 }
