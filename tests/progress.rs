@@ -62,8 +62,28 @@ fn progress_prints_a_line_every_second_through_a_stall() {
     // without a single response, in which a second closed by the next response would print
     // nothing.
     let s = serve_alone(&["--stall-at", "1500ms", "--stall-for", "2s"]);
-    let (out, lines, ok) = run_timed(&["-t2", "-c8", "-R400", "-d6s", "--progress", &s.url]);
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("r.json");
+    let (out, lines, ok) = run_timed(&[
+        "-t2",
+        "-c8",
+        "-R400",
+        "-d6s",
+        "--progress",
+        "--json",
+        j.to_str().unwrap(),
+        &s.url,
+    ]);
     assert!(ok, "{lines:?}");
+    // Seconds closed on the clock still make the JSON series as before: one entry per
+    // wall-clock second, without gaps, adding up to the run's responses.
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
+    let series = doc["series"].as_array().unwrap();
+    let sum: u64 = series.iter().map(|x| x["requests"].as_u64().unwrap()).sum();
+    assert_eq!(sum, doc["requests"].as_u64().unwrap());
+    for w in series.windows(2) {
+        assert_eq!(w[1]["t"].as_u64(), w[0]["t"].as_u64().map(|t| t + 1));
+    }
     assert!(out.starts_with("Running 6s test @"), "{out}");
     assert!(!out.lines().any(is_progress), "progress on stdout: {out}");
     let progress: Vec<&(Duration, String)> = lines.iter().filter(|(_, l)| is_progress(l)).collect();
