@@ -29,7 +29,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::interrupt::install();
             let config = cli.run.to_config()?;
             let outputs = cli.run.output.validate(config.target_rate(), true)?;
-            crate::results::load_test(&config, &outputs)
+            let live = cli.run.live_options()?;
+            crate::results::load_test(&config, &outputs, &live)
         }
     }
 }
@@ -230,7 +231,7 @@ fn demo(a: DemoArgs) -> Result<i32> {
     config.rate = Some(RateProfile::Constant(rate));
     config.latency = true;
     config.u_latency = true;
-    let verdict = crate::results::load_test(&config, &Outputs::default());
+    let verdict = crate::results::load_test(&config, &Outputs::default(), &Default::default());
     let _ = stop_tx.send(());
     let _ = server.join();
     let code = verdict?;

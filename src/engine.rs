@@ -20,6 +20,7 @@ use crate::conn::http1::Discard;
 use crate::conn::proto::Http1;
 use crate::conn::{self, Abandon, ThreadCtx};
 use crate::error::{Error, Result};
+use crate::live::{Msg, ThreadDone};
 use crate::record::Stats;
 use crate::request::{self, Request};
 use crate::result::Summary;
@@ -62,14 +63,20 @@ pub fn run(config: &Config) -> Result<Summary> {
 
 /// Runs the load described by `config`, with its script if it has one.
 pub fn run_scripted(config: &Config) -> Result<Finished> {
+    run_live(config, None)
+}
+
+/// [`run_scripted`], with each worker thread closing its seconds on the clock and sending
+/// them to `live` (the progress line and `--watch-pid`: [`crate::live`]).
+pub fn run_live(config: &Config, live: Option<mpsc::Sender<Msg>>) -> Result<Finished> {
     crate::sys::ensure_nofile_limit(config)?;
     let addrs = resolve(config)?;
     let request = request::from_config(config);
     let config = &settle_http(config, &addrs)?;
     match (config.target.scheme, config.http) {
-        (Scheme::Http, HttpVersion::Http2) => run_with(config, TcpStamped, &addrs, request),
-        (Scheme::Http, _) => run_with(config, Tcp, &addrs, request),
-        (Scheme::Https, _) => run_with(config, Tls::new(config)?, &addrs, request),
+        (Scheme::Http, HttpVersion::Http2) => run_with(config, TcpStamped, &addrs, request, live),
+        (Scheme::Http, _) => run_with(config, Tcp, &addrs, request, live),
+        (Scheme::Https, _) => run_with(config, Tls::new(config)?, &addrs, request, live),
     }
 }
 
@@ -136,6 +143,8 @@ struct WorkerArgs<C> {
     ready: mpsc::Sender<Result<()>>,
     start: watch::Receiver<Option<Instant>>,
     stop: watch::Receiver<bool>,
+    /// Where the thread's ticker sends its closed seconds, when there is a live view.
+    live: Option<mpsc::Sender<Msg>>,
 }
 
 /// What a worker hands back: its statistics and, with a script, its globals at the end.
@@ -159,6 +168,7 @@ fn run_with<C: Connector + Send>(
     connector: C,
     addrs: &[SocketAddr],
     request: Request,
+    live: Option<mpsc::Sender<Msg>>,
 ) -> Result<Finished> {
     let addr = probe(&connector, addrs, config.timeout)?;
     let threads = config.threads;
@@ -192,6 +202,7 @@ fn run_with<C: Connector + Send>(
             ready: ready_tx.clone(),
             start: start_rx.clone(),
             stop: stop_rx.clone(),
+            live: live.clone(),
         };
         let h = std::thread::Builder::new()
             .name(format!("loadgen-{index}"))
@@ -503,6 +514,7 @@ fn low_rate_spin(c: &Config) -> u64 {
 /// wait for the common start, drive the connections until told to stop (or until the script
 /// stops the thread), and hand back the thread's statistics.
 fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
+    let _done = a.live.clone().map(|tx| ThreadDone(tx, a.index));
     if let Some(core) = a.core {
         core_affinity::set_for_current(core);
     }
@@ -621,6 +633,9 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             stats: Stats::anchored(crate::timeline::unix_ns_at(t0)).into(),
             abandoned: None.into(),
         });
+        if let Some(tx) = a.live.clone() {
+            tokio::task::spawn_local(crate::live::ticker::run(ctx.clone(), a.index, tx));
+        }
         let mut tasks = Vec::with_capacity(conns.len() * a.config.streams);
         // Each slot (an HTTP/1.1 connection, or a stream slot of an HTTP/2 connection) follows
         // its own plan: the rate is spread over connections x streams, stream `st` of

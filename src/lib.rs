@@ -22,6 +22,8 @@
 //! - [`record`]: per-thread histograms and counters, merged with `+=`.
 //! - [`read_errors`]: why reads failed, one counter per reason.
 //! - [`clock`]: wall-clock time as Unix ns/µs and RFC 3339, converted in one place.
+//! - [`live`]: the live view: each worker's seconds closed on the clock, one progress line a
+//!   second on stderr; [`watch`]: `--watch-pid`, the server's CPU and memory from `/proc`.
 //! - [`timeline`]: per-wall-clock-second counts and latency histograms, mergeable exactly.
 //! - [`hdr`]: HdrHistogram V2 encodings (plain, and compressed + base64).
 //! - [`report`]: the wrk2 text report, the JSON result, JUnit XML, `.hlog` interval logs.
@@ -44,6 +46,7 @@ pub mod find;
 pub mod fsutil;
 pub mod hdr;
 pub mod interrupt;
+pub mod live;
 pub mod pacer;
 pub mod read_errors;
 pub mod record;
@@ -58,6 +61,7 @@ pub mod slo;
 pub mod sys;
 pub mod timeline;
 pub mod units;
+pub mod watch;
 
 pub use config::Config;
 pub use engine::run;

@@ -88,6 +88,9 @@ pub struct RunResult {
     pub outcomes: Vec<Outcome>,
     /// For a merged result, the inputs (empty for a single run).
     pub sources: Vec<Source>,
+    /// The `--watch-pid` processes, as sampled during the run (set by the caller after the
+    /// run; empty when none were watched).
+    pub watch: Vec<crate::watch::Watched>,
 }
 
 impl RunResult {
@@ -99,6 +102,7 @@ impl RunResult {
             slos,
             outcomes,
             sources,
+            watch: Vec::new(),
         }
     }
 

@@ -160,6 +160,22 @@ impl Timeline {
         self.errors += 1;
     }
 
+    /// Unix time of the run's start instant `t0`, ns (0 for an unanchored time line).
+    pub fn anchor_ns(&self) -> u64 {
+        self.anchor_ns
+    }
+
+    /// Closes the live interval on the clock: when `now_ns` (ns since `t0`) has passed its
+    /// end, it is closed (if it saw anything) and the second containing `now_ns` becomes live,
+    /// just as a response recorded at `now_ns` would do. The worker's once-a-second ticker
+    /// calls this, so that a second closes even when no later response arrives (a stalled
+    /// server); afterwards every second before `now_ns`'s is in [`intervals`](Self::intervals).
+    pub fn roll(&mut self, now_ns: u64) {
+        if now_ns >= self.current_end_ns {
+            self.rotate(now_ns);
+        }
+    }
+
     /// Closes the live interval and makes the one containing `at_ns` live.
     #[cold]
     fn rotate(&mut self, at_ns: u64) {
@@ -274,6 +290,26 @@ mod tests {
         );
         assert_eq!(iv[1].histogram().max(), 20);
         assert_eq!(iv[2].histogram().len(), 1);
+    }
+
+    #[test]
+    fn roll_closes_a_second_on_the_clock() {
+        let mut t = Timeline::new(100 * S + 600_000_000);
+        t.record(100_000_000, 10, false);
+        t.roll(300_000_000); // still second 100: nothing closes
+        assert!(t.intervals().is_empty());
+        t.roll(400_000_000); // Unix 101.0: second 100 closes without a later response
+        assert_eq!(t.intervals().len(), 1);
+        t.roll(2 * S); // an empty second 101 leaves no entry
+        assert_eq!(t.intervals().len(), 1);
+        t.record(2 * S + 1, 20, true);
+        t.close();
+        let v: Vec<_> = t
+            .intervals()
+            .iter()
+            .map(|i| (i.second, i.requests))
+            .collect();
+        assert_eq!(v, vec![(100, 1), (102, 1)]);
     }
 
     #[test]

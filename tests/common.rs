@@ -108,6 +108,11 @@ pub fn serve(knobs: &[&str]) -> Server {
 }
 
 impl Server {
+    /// The server process's id (for `--watch-pid`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the server as an operator would (SIGTERM) and returns what it printed on the way
     /// out (its service-time summary). Panics if it has not exited within 10 s (it is then
     /// killed on drop).

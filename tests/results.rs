@@ -177,6 +177,9 @@ fn json_matches_documented_schema_and_report_reprints_it() {
             "poisson",
             "--seed",
             "3",
+            // The server's own pid, for the `watch` fields.
+            "--watch-pid",
+            &s.pid().to_string(),
             "--json",
             p.to_str().unwrap(),
             &s.url,

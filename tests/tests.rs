@@ -16,6 +16,7 @@ mod http2;
 mod lua;
 mod parsing;
 mod profiles;
+mod progress;
 mod props;
 mod props_input;
 mod results;

@@ -47,6 +47,10 @@ pub struct FindArgs {
     /// loadgen.find, docs/find.md)
     #[arg(long = "json", value_name = "FILE")]
     pub json: Option<String>,
+    /// Print each step's progress line every second on stderr even when it is not a terminal
+    /// (on a terminal it is redrawn in place anyway)
+    #[arg(long = "progress")]
+    pub progress: bool,
     /// Write an HTML report of the search (every step's rate, achieved rate, p99 and
     /// verdict, charted) to FILE
     #[arg(long = "html", value_name = "FILE")]
@@ -136,6 +140,7 @@ impl FindArgs {
             step,
             confirm,
             json,
+            progress: crate::live::Mode::choose(self.progress, false),
             html,
         })
     }

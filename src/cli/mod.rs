@@ -111,9 +111,30 @@ pub struct RunArgs {
     /// Results: JSON, thresholds, JUnit, interval log, quiet.
     #[command(flatten)]
     pub output: crate::results::OutputArgs,
+    /// Print a progress line every second on stderr even when it is not a terminal (on a
+    /// terminal the line is redrawn in place anyway; -q silences it)
+    #[arg(long = "progress")]
+    pub progress: bool,
+    /// Sample this process' CPU, memory and threads once a second (repeatable): shown in the
+    /// progress line, the report and the JSON
+    #[arg(long = "watch-pid", value_name = "PID", action = ArgAction::Append)]
+    pub watch_pid: Vec<u32>,
     /// Print version
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     pub version: Option<bool>,
+}
+
+impl RunArgs {
+    /// The live view's options (`--progress`, `--watch-pid`, `-q`); a `--watch-pid` that
+    /// names no running process is a usage error.
+    pub fn live_options(&self) -> Result<crate::live::Options> {
+        crate::watch::check(&self.watch_pid)?;
+        Ok(crate::live::Options {
+            mode: crate::live::Mode::choose(self.progress, self.output.quiet),
+            pids: self.watch_pid.clone(),
+            label: String::new(),
+        })
+    }
 }
 
 /// The flags that say what load to send and how, shared by a load test and `find` (which

@@ -67,6 +67,8 @@ pub struct Settings {
     pub confirm: Option<Duration>,
     /// `--json`.
     pub json: Option<PathBuf>,
+    /// How each step's progress is shown (`--progress`, or a terminal).
+    pub progress: crate::live::Mode,
     /// `--html`.
     pub html: Option<PathBuf>,
 }
@@ -231,9 +233,25 @@ fn step_config(s: &Settings, rate: Option<f64>, duration: Duration) -> Config {
     c
 }
 
-/// Runs `c` through the engine; a script error that stopped it is a run failure.
-fn run_one(c: &Config, slos: &[Slo]) -> Result<RunResult> {
-    let run = engine::run_scripted(c)?;
+/// Runs `c` through the engine, its progress shown as `progress` with the lines prefixed by
+/// `label`; a script error that stopped it is a run failure.
+fn run_one(
+    c: &Config,
+    slos: &[Slo],
+    progress: crate::live::Mode,
+    label: String,
+) -> Result<RunResult> {
+    let opts = crate::live::Options {
+        mode: progress,
+        pids: Vec::new(),
+        label,
+    };
+    let live = crate::live::Live::start(c, opts);
+    let run = engine::run_live(c, live.as_ref().map(|l| l.sender()));
+    if let Some(l) = live {
+        l.finish();
+    }
+    let run = run?;
     if let Some(e) = &run.summary.script_error {
         return Err(Error::Script(e.clone()));
     }
@@ -276,7 +294,12 @@ pub fn run(s: &Settings) -> Result<i32> {
     let (start, probe_rate) = match s.start {
         Some(r) => (r, None),
         None => {
-            let r = run_one(&step_config(s, None, PROBE), &[])?;
+            let r = run_one(
+                &step_config(s, None, PROBE),
+                &[],
+                s.progress,
+                "find probe".into(),
+            )?;
             if r.summary.interrupted || crate::interrupt::signalled() {
                 return Err(Error::Interrupted(
                     "interrupted during the probe; nothing found".into(),
@@ -322,7 +345,17 @@ pub fn run(s: &Settings) -> Result<i32> {
             Kind::Confirm => s.confirm.unwrap_or(s.step),
             _ => s.step,
         };
-        let result = match run_one(&step_config(s, Some(rate), duration), &s.slos) {
+        let label = format!(
+            "find step {} ({} {rate:.0} req/s)",
+            steps.len() + 1,
+            kind.as_str()
+        );
+        let result = match run_one(
+            &step_config(s, Some(rate), duration),
+            &s.slos,
+            s.progress,
+            label,
+        ) {
             Ok(r) => r,
             Err(e) => {
                 write_doc(s, &steps, None, probe_rate, start)?;

@@ -94,6 +94,9 @@ pub struct Document {
     pub thresholds: ThresholdsDoc,
     /// Inputs of a merged result (empty for a single run).
     pub sources: Vec<Source>,
+    /// The `--watch-pid` processes (empty when none were watched; absent in older files).
+    #[serde(default)]
+    pub watch: Vec<crate::watch::Watched>,
 }
 
 /// `generator_load`.
@@ -625,6 +628,7 @@ pub fn to_document(r: &RunResult) -> Document {
                 .collect(),
         },
         sources: r.sources.clone(),
+        watch: r.watch.clone(),
     }
 }
 

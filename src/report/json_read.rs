@@ -180,7 +180,9 @@ pub fn from_document(d: Document) -> Result<RunResult> {
         .iter()
         .map(|c| Slo::parse(&c.expr))
         .collect::<Result<Vec<_>>>()?;
-    Ok(RunResult::new(summary, slos, d.sources))
+    let mut r = RunResult::new(summary, slos, d.sources);
+    r.watch = d.watch;
+    Ok(r)
 }
 
 /// Parses a JSON result; `name` is used in messages.

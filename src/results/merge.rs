@@ -94,7 +94,11 @@ pub fn merge(inputs: &[(String, RunResult)]) -> Result<RunResult> {
         script_error,
         stats,
     };
-    Ok(RunResult::new(summary, slos, sources))
+    let mut merged = RunResult::new(summary, slos, sources);
+    // Each input's watched processes, as they were (a process seen by several inputs is
+    // listed once per input: their samples are not summable).
+    merged.watch = inputs.iter().flat_map(|(_, r)| r.watch.clone()).collect();
+    Ok(merged)
 }
 
 #[cfg(test)]

@@ -119,6 +119,9 @@ pub fn write_body(w: &mut dyn Write, r: &RunResult, quiet: bool) -> io::Result<(
     let mut w = w;
     if !quiet {
         text::write_report(&mut w, &r.summary)?;
+        for x in &r.watch {
+            writeln!(w, "{}", crate::watch::report_line(x))?;
+        }
     }
     thresholds::write_table(&mut w, &r.outcomes)
 }
@@ -224,7 +227,7 @@ pub fn verdict(r: &RunResult) -> Result<i32> {
 }
 
 /// A load test with result outputs: header, run, report, files, thresholds.
-pub fn load_test(config: &Config, out: &Outputs) -> Result<i32> {
+pub fn load_test(config: &Config, out: &Outputs, live: &crate::live::Options) -> Result<i32> {
     if config.script.is_some() && out.json == Some(Dest::Stdout) {
         reserve_stdout()?;
     }
@@ -238,9 +241,13 @@ pub fn load_test(config: &Config, out: &Outputs) -> Result<i32> {
             text::write_header(&mut w, config)
         })?;
     }
-    let run = engine::run_scripted(config)?;
+    let live = crate::live::Live::start(config, live.clone());
+    let run = engine::run_live(config, live.as_ref().map(|l| l.sender()));
+    let watch = live.map(|l| l.finish()).unwrap_or_default();
+    let run = run?;
     let script_error = run.summary.script_error.clone();
-    let result = RunResult::new(run.summary, out.slos.clone(), Vec::new());
+    let mut result = RunResult::new(run.summary, out.slos.clone(), Vec::new());
+    result.watch = watch;
     let verdict = finish(&result, out);
     // As wrk: the script's done() runs after the report, whatever the verdict.
     if let Some(s) = &run.session {
