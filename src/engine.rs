@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 
 use crate::config::{Config, Scheme};
-use crate::conn::connect::{Connector, Tcp, Tls};
+use crate::conn::connect::{Connector, Opened, Tcp, Tls};
 use crate::conn::hooks::NoHooks;
 use crate::conn::http1::Discard;
 use crate::conn::{self, Abandon, ThreadCtx};
@@ -61,12 +61,16 @@ pub fn run(config: &Config) -> Result<Summary> {
 /// Runs the load described by `config`, with its script if it has one.
 pub fn run_scripted(config: &Config) -> Result<Finished> {
     crate::sys::ensure_nofile_limit(config)?;
+    let looked_up = crate::pacer::mono_ns();
     let addrs = resolve(config)?;
+    let dns_ns = crate::pacer::mono_ns() - looked_up;
     let request = request::from_config(config);
-    match config.target.scheme {
+    let mut finished = match config.target.scheme {
         Scheme::Http => run_with(config, Tcp, &addrs, request),
         Scheme::Https => run_with(config, Tls::new(config)?, &addrs, request),
-    }
+    }?;
+    finished.summary.stats.record_dns(dns_ns);
+    Ok(finished)
 }
 
 /// Makes one connection to each resolved address in turn and returns the first that works;
@@ -390,14 +394,15 @@ const STOP_NOTICE_AFTER: Duration = Duration::from_secs(2);
 const PREOPEN_STALL: Duration = Duration::from_millis(250);
 
 /// Opens `n` connections to `addr` concurrently, each within `timeout`, and returns those
-/// that opened (in order; `None` for the others) once all have ended or none has opened for
-/// [`PREOPEN_STALL`]; the attempts still pending then are dropped.
+/// that opened (in order, with how long opening took; `None` for the others) once all have
+/// ended or none has opened for [`PREOPEN_STALL`]; the attempts still pending then are
+/// dropped.
 async fn preopen<C: Connector>(
     connector: &C,
     addr: SocketAddr,
     n: usize,
     timeout: Duration,
-) -> Vec<Option<C::Stream>> {
+) -> Vec<Option<(C::Stream, Opened)>> {
     let mut set = tokio::task::JoinSet::new();
     for j in 0..n {
         let c = connector.clone();
@@ -406,7 +411,8 @@ async fn preopen<C: Connector>(
             (j, s.ok().and_then(|s| s.ok()))
         });
     }
-    let mut streams: Vec<Option<C::Stream>> = std::iter::repeat_with(|| None).take(n).collect();
+    let mut streams: Vec<Option<(C::Stream, Opened)>> =
+        std::iter::repeat_with(|| None).take(n).collect();
     loop {
         tokio::select! {
             r = set.join_next() => match r {
@@ -572,6 +578,13 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         });
         let mut tasks = Vec::with_capacity(conns.len());
         for (&i, s) in conns.iter().zip(streams) {
+            // Connections opened before the run count in the timing breakdown too.
+            let s = s.map(|(s, o)| {
+                ctx.stats
+                    .borrow_mut()
+                    .record_connect(o.connect_ns, o.tls_ns);
+                s
+            });
             let plan = a
                 .config
                 .rate

@@ -23,6 +23,7 @@
 //! - [`read_errors`]: why reads failed, one counter per reason.
 //! - [`clock`]: wall-clock time as Unix ns/µs and RFC 3339, converted in one place.
 //! - [`timeline`]: per-wall-clock-second counts and latency histograms, mergeable exactly.
+//! - [`timing`]: the timing breakdown (connect, TLS handshake, sending, waiting, receiving).
 //! - [`hdr`]: HdrHistogram V2 encodings (plain, and compressed + base64).
 //! - [`report`]: the wrk2 text report, the JSON result, JUnit XML, `.hlog` interval logs.
 //! - [`slo`]: the `--slo` threshold grammar and its evaluation.
@@ -57,6 +58,7 @@ pub mod server;
 pub mod slo;
 pub mod sys;
 pub mod timeline;
+pub mod timing;
 pub mod units;
 
 pub use config::Config;

@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 
 use crate::read_errors::ReadReasons;
 use crate::timeline::Timeline;
+use crate::timing::Timing;
 
 pub use crate::hdr::{new_histogram, MAX_LATENCY_US, SIGFIG};
 
@@ -128,6 +129,9 @@ pub struct Stats {
     /// CPU time the worker threads used (user + system), ns: with the elapsed time and the
     /// thread count, how busy the generator was.
     pub cpu_ns: u64,
+    /// The timing breakdown: connect and handshake per connection, sending, waiting and
+    /// receiving per response ([`Stats::record_phases`], [`Stats::record_connect`]).
+    pub timing: Timing,
 }
 
 impl Default for Stats {
@@ -156,6 +160,7 @@ impl Stats {
             dropped: 0,
             reconnects: 0,
             cpu_ns: 0,
+            timing: Timing::default(),
         }
     }
 
@@ -196,6 +201,31 @@ impl Stats {
             self.per_second.resize(sec + 1, 0);
         }
         self.per_second[sec] += 1;
+    }
+
+    /// Records the phases of one complete response, ns (the exchange of either protocol
+    /// calls it beside [`record`](Self::record)): `sending`, from the request's first byte
+    /// handed to the socket to its last; `waiting`, from then to the response's first byte;
+    /// `receiving`, from the first byte to the last. They add up to its uncorrected latency.
+    #[inline]
+    pub fn record_phases(&mut self, sending_ns: u64, waiting_ns: u64, receiving_ns: u64) {
+        let t = &mut self.timing;
+        t.sending.saturating_record(sending_ns / 1000);
+        t.waiting.saturating_record(waiting_ns / 1000);
+        t.receiving.saturating_record(receiving_ns / 1000);
+    }
+
+    /// Records one connection opened: its TCP connect and, over TLS, its handshake, ns.
+    pub fn record_connect(&mut self, connect_ns: u64, tls_ns: Option<u64>) {
+        self.timing.connecting.saturating_record(connect_ns / 1000);
+        if let Some(tls) = tls_ns {
+            self.timing.tls_handshaking.saturating_record(tls / 1000);
+        }
+    }
+
+    /// Records the run's name lookup, ns.
+    pub fn record_dns(&mut self, ns: u64) {
+        self.timing.dns.saturating_record(ns / 1000);
     }
 
     /// Records `n` planned requests unfinished at `cut` (ns since `t0`: the end of the drain
@@ -289,6 +319,7 @@ impl AddAssign<&Stats> for Stats {
             *a += b;
         }
         self.timeline += &o.timeline;
+        self.timing += &o.timing;
     }
 }
 

@@ -175,7 +175,12 @@ pub async fn drive<C: Connector, H: Hooks>(
                 g.connecting = false;
                 drop(awake);
                 match opened {
-                    Ok(Ok(s)) => s,
+                    Ok(Ok((s, o))) => {
+                        ctx.stats
+                            .borrow_mut()
+                            .record_connect(o.connect_ns, o.tls_ns);
+                        s
+                    }
                     failed => {
                         {
                             let mut stats = ctx.stats.borrow_mut();
