@@ -17,3 +17,4 @@ mod props;
 mod props_input;
 mod results;
 mod stuck;
+mod timing;
