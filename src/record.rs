@@ -209,10 +209,8 @@ impl Stats {
     /// `receiving`, from the first byte to the last. They add up to its uncorrected latency.
     #[inline]
     pub fn record_phases(&mut self, sending_ns: u64, waiting_ns: u64, receiving_ns: u64) {
-        let t = &mut self.timing;
-        t.sending.saturating_record(sending_ns / 1000);
-        t.waiting.saturating_record(waiting_ns / 1000);
-        t.receiving.saturating_record(receiving_ns / 1000);
+        self.timing
+            .record_phases(sending_ns / 1000, waiting_ns / 1000, receiving_ns / 1000);
     }
 
     /// Records one connection opened: its TCP connect and, over TLS, its handshake, ns.
@@ -263,6 +261,7 @@ impl Stats {
     /// average rate instead, so short runs still report a rate (wrk2 prints `-nan` there).
     pub fn finish(&mut self, elapsed_ns: u64) {
         self.timeline.close();
+        self.timing.settle();
         let full = (elapsed_ns / 1_000_000_000) as usize;
         if full == 0 {
             if elapsed_ns > 0 {
