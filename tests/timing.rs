@@ -25,9 +25,10 @@ fn mean(doc: &Value, phase: &str) -> f64 {
 }
 
 /// Checks what every run's breakdown must hold: one sending, waiting and receiving value per
-/// response, and their means adding up to the uncorrected latency's mean. Each phase is cut
-/// to whole µs on its own, so the sum may fall short by up to 3 µs a request; 2% of a
-/// latency of 100 µs or more covers that, and a phase recorded wrongly misses by far more.
+/// response, and their means adding up to the uncorrected latency's mean, within 2%. Each
+/// phase is cut to whole µs on its own, so the sum may fall short by up to 3 µs a request:
+/// that much is allowed too, for runs whose latency is a few hundred µs. A phase recorded
+/// wrongly misses by far more.
 fn phases_add_up(doc: &Value) {
     let requests = doc["requests"].as_u64().unwrap();
     assert!(requests > 0);
@@ -37,7 +38,7 @@ fn phases_add_up(doc: &Value) {
     let sum = mean(doc, "sending") + mean(doc, "waiting") + mean(doc, "receiving");
     let unc = doc["latency"]["uncorrected"]["mean"].as_f64().unwrap();
     assert!(
-        (sum - unc).abs() <= 0.02 * unc,
+        (sum - unc).abs() <= (0.02 * unc).max(3.0),
         "sending + waiting + receiving = {sum:.1} µs, uncorrected mean {unc:.1} µs"
     );
     assert_eq!(count(doc, "dns"), 1);
