@@ -275,6 +275,8 @@ pub struct Config {
     pub latency: bool,
     /// Also print the uncorrected distribution (`-U/--u_latency`).
     pub u_latency: bool,
+    /// Print the timing breakdown (`--timing`).
+    pub timing: bool,
     /// Skip TLS certificate verification (`--insecure`).
     pub insecure: bool,
     /// Extra CA certificates (PEM) to trust (`--cacert`).
@@ -335,6 +337,7 @@ impl Config {
             timeout: Duration::from_secs(2),
             latency: false,
             u_latency: false,
+            timing: false,
             insecure: false,
             cacert: None,
             script: None,

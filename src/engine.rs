@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 
 use crate::config::{Config, HttpVersion, Scheme};
-use crate::conn::connect::{Connector, Tcp, TcpStamped, Tls};
+use crate::conn::connect::{Connector, Opened, Tcp, TcpStamped, Tls};
 use crate::conn::h2::{H2Slot, H2Thread};
 use crate::conn::hooks::NoHooks;
 use crate::conn::http1::Discard;
@@ -70,14 +70,18 @@ pub fn run_scripted(config: &Config) -> Result<Finished> {
 /// them to `live` (the progress line and `--watch-pid`: [`crate::live`]).
 pub fn run_live(config: &Config, live: Option<mpsc::Sender<Msg>>) -> Result<Finished> {
     crate::sys::ensure_nofile_limit(config)?;
+    let looked_up = crate::pacer::mono_ns();
     let addrs = resolve(config)?;
+    let dns_ns = crate::pacer::mono_ns() - looked_up;
     let request = request::from_config(config);
     let config = &settle_http(config, &addrs)?;
-    match (config.target.scheme, config.http) {
+    let mut finished = match (config.target.scheme, config.http) {
         (Scheme::Http, HttpVersion::Http2) => run_with(config, TcpStamped, &addrs, request, live),
         (Scheme::Http, _) => run_with(config, Tcp, &addrs, request, live),
         (Scheme::Https, _) => run_with(config, Tls::new(config)?, &addrs, request, live),
-    }
+    }?;
+    finished.summary.stats.record_dns(dns_ns);
+    Ok(finished)
 }
 
 /// The HTTP version the run speaks: `--http-version auto` asks the server by ALPN (one
@@ -431,14 +435,15 @@ const STOP_NOTICE_AFTER: Duration = Duration::from_secs(2);
 const PREOPEN_STALL: Duration = Duration::from_millis(250);
 
 /// Opens `n` connections to `addr` concurrently, each within `timeout`, and returns those
-/// that opened (in order; `None` for the others) once all have ended or none has opened for
-/// [`PREOPEN_STALL`]; the attempts still pending then are dropped.
+/// that opened (in order, with how long opening took; `None` for the others) once all have
+/// ended or none has opened for [`PREOPEN_STALL`]; the attempts still pending then are
+/// dropped.
 async fn preopen<C: Connector>(
     connector: &C,
     addr: SocketAddr,
     n: usize,
     timeout: Duration,
-) -> Vec<Option<C::Stream>> {
+) -> Vec<Option<(C::Stream, Opened)>> {
     let mut set = tokio::task::JoinSet::new();
     for j in 0..n {
         let c = connector.clone();
@@ -447,7 +452,8 @@ async fn preopen<C: Connector>(
             (j, s.ok().and_then(|s| s.ok()))
         });
     }
-    let mut streams: Vec<Option<C::Stream>> = std::iter::repeat_with(|| None).take(n).collect();
+    let mut streams: Vec<Option<(C::Stream, Opened)>> =
+        std::iter::repeat_with(|| None).take(n).collect();
     loop {
         tokio::select! {
             r = set.join_next() => match r {
@@ -592,7 +598,12 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             _ => None,
         };
         // Open this thread's connections concurrently; failures are retried by the drivers.
-        let mut streams = preopen(&a.connector, addr, conns.len(), a.config.timeout).await;
+        let opened = preopen(&a.connector, addr, conns.len(), a.config.timeout).await;
+        // Connections opened before the run count in the timing breakdown too (recorded once
+        // the thread's stats exist, below).
+        let preopened: Vec<Opened> = opened.iter().flatten().map(|&(_, o)| o).collect();
+        let mut streams: Vec<Option<C::Stream>> =
+            opened.into_iter().map(|s| s.map(|(s, _)| s)).collect();
         let h2conns = match &h2t {
             Some(t) => conn::h2::start_all(&a.connector, t, std::mem::take(&mut streams)).await,
             None => Vec::new(),
@@ -633,6 +644,11 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             stats: Stats::anchored(crate::timeline::unix_ns_at(t0)).into(),
             abandoned: None.into(),
         });
+        for o in preopened {
+            ctx.stats
+                .borrow_mut()
+                .record_connect(o.connect_ns, o.tls_ns);
+        }
         if let Some(tx) = a.live.clone() {
             tokio::task::spawn_local(crate::live::ticker::run(ctx.clone(), a.index, tx));
         }

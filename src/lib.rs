@@ -25,6 +25,7 @@
 //! - [`live`]: the live view: each worker's seconds closed on the clock, one progress line a
 //!   second on stderr; [`watch`]: `--watch-pid`, the server's CPU and memory from `/proc`.
 //! - [`timeline`]: per-wall-clock-second counts and latency histograms, mergeable exactly.
+//! - [`timing`]: the timing breakdown (connect, TLS handshake, sending, waiting, receiving).
 //! - [`hdr`]: HdrHistogram V2 encodings (plain, and compressed + base64).
 //! - [`report`]: the wrk2 text report, the JSON result, JUnit XML, `.hlog` interval logs.
 //! - [`slo`]: the `--slo` threshold grammar and its evaluation.
@@ -60,6 +61,7 @@ pub mod server;
 pub mod slo;
 pub mod sys;
 pub mod timeline;
+pub mod timing;
 pub mod units;
 pub mod watch;
 

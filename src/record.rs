@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 
 use crate::read_errors::ReadReasons;
 use crate::timeline::Timeline;
+use crate::timing::Timing;
 
 pub use crate::hdr::{new_histogram, MAX_LATENCY_US, SIGFIG};
 
@@ -159,6 +160,9 @@ pub struct Stats {
     /// HTTP/2: the lowest SETTINGS_MAX_CONCURRENT_STREAMS a server connection announced, when
     /// it was below `--streams` (the streams were clamped to it). `None` otherwise.
     pub h2_streams_clamp: Option<u64>,
+    /// The timing breakdown: connect and handshake per connection, sending, waiting and
+    /// receiving per response ([`Stats::record_phases`], [`Stats::record_connect`]).
+    pub timing: Timing,
 }
 
 impl Default for Stats {
@@ -188,6 +192,7 @@ impl Stats {
             reconnects: 0,
             cpu_ns: 0,
             h2_streams_clamp: None,
+            timing: Timing::default(),
         }
     }
 
@@ -230,6 +235,29 @@ impl Stats {
         self.per_second[sec] += 1;
     }
 
+    /// Records the phases of one complete response, ns (the exchange of either protocol
+    /// calls it beside [`record`](Self::record)): `sending`, from the request's first byte
+    /// handed to the socket to its last; `waiting`, from then to the response's first byte;
+    /// `receiving`, from the first byte to the last. They add up to its uncorrected latency.
+    #[inline]
+    pub fn record_phases(&mut self, sending_ns: u64, waiting_ns: u64, receiving_ns: u64) {
+        self.timing
+            .record_phases(sending_ns / 1000, waiting_ns / 1000, receiving_ns / 1000);
+    }
+
+    /// Records one connection opened: its TCP connect and, over TLS, its handshake, ns.
+    pub fn record_connect(&mut self, connect_ns: u64, tls_ns: Option<u64>) {
+        self.timing.connecting.saturating_record(connect_ns / 1000);
+        if let Some(tls) = tls_ns {
+            self.timing.tls_handshaking.saturating_record(tls / 1000);
+        }
+    }
+
+    /// Records the run's name lookup, ns.
+    pub fn record_dns(&mut self, ns: u64) {
+        self.timing.dns.saturating_record(ns / 1000);
+    }
+
     /// Records `n` planned requests unfinished at `cut` (ns since `t0`: the end of the drain
     /// period, their timeout, or the instant the run was stopped) whose corrected latencies
     /// are at least `latency_us` (µs; the caller groups requests whose lower bounds share a
@@ -265,6 +293,7 @@ impl Stats {
     /// average rate instead, so short runs still report a rate (wrk2 prints `-nan` there).
     pub fn finish(&mut self, elapsed_ns: u64) {
         self.timeline.close();
+        self.timing.settle();
         let full = (elapsed_ns / 1_000_000_000) as usize;
         if full == 0 {
             if elapsed_ns > 0 {
@@ -325,6 +354,7 @@ impl AddAssign<&Stats> for Stats {
             *a += b;
         }
         self.timeline += &o.timeline;
+        self.timing += &o.timing;
     }
 }
 

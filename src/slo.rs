@@ -5,7 +5,8 @@
 //! expr     = metric op value            (spaces anywhere are ignored)
 //! op       = "<" | "<=" | ">" | ">=" | "=="
 //! metric   = latency | "errors" | "dropped" | "rate" | "requests" | status
-//! latency  = [ "uncorrected." | "lag." ] ( "p" NUMBER | "mean" | "max" | "stdev" )
+//! latency  = [ "uncorrected." | "lag." | phase "." ] ( "p" NUMBER | "mean" | "max" | "stdev" )
+//! phase    = "dns" | "connecting" | "tls_handshaking" | "sending" | "waiting" | "receiving"
 //! status   = "status" DIGIT "xx"  |  "status" DIGIT DIGIT DIGIT
 //! value    = NUMBER unit            latency: unit is us, ms, s or m (required)
 //!          | NUMBER "%"             errors, dropped, status: share; rate: share of the target
@@ -13,7 +14,8 @@
 //! ```
 //!
 //! Latency metrics read the corrected histogram unless prefixed (`uncorrected.` for
-//! response − actual send, `lag.` for the generator's send lag); values are compared as the
+//! response − actual send, `lag.` for the generator's send lag, a phase of the timing breakdown
+//! such as `waiting.` or `connecting.`: `crate::timing`); values are compared as the
 //! report prints them (HdrHistogram, 3 significant digits). `errors` counts socket errors and
 //! non-2xx/3xx responses; as a share it is of all attempts (responses + socket errors).
 //! `dropped` counts planned requests never sent in time (every connection busy); as a share
@@ -27,6 +29,7 @@ use hdrhistogram::Histogram;
 
 use crate::error::{Error, Result};
 use crate::result::Summary;
+use crate::timing::Phase;
 use crate::units::{format_time_us, parse_count};
 
 /// How a metric is compared with its limit.
@@ -77,6 +80,8 @@ pub enum Which {
     Uncorrected,
     /// Actual send − intended send (`lag.`).
     SendLag,
+    /// A phase of the timing breakdown (`waiting.`, `connecting.`, …).
+    Phase(Phase),
 }
 
 /// A statistic of a latency histogram.
@@ -199,6 +204,11 @@ fn parse_metric(expr: &str, name: &str) -> Result<Metric> {
         (Some(Which::Uncorrected), r)
     } else if let Some(r) = lower.strip_prefix("lag.") {
         (Some(Which::SendLag), r)
+    } else if let Some((p, r)) = lower
+        .split_once('.')
+        .and_then(|(k, r)| Some((Phase::from_key(k)?, r)))
+    {
+        (Some(Which::Phase(p)), r)
     } else {
         (None, lower.as_str())
     };
@@ -222,7 +232,9 @@ fn parse_metric(expr: &str, name: &str) -> Result<Metric> {
     if which.is_some() {
         return Err(usage(
             expr,
-            format!("{name:?}: after uncorrected. or lag. comes p<N>, mean, max or stdev"),
+            format!(
+                "{name:?}: after uncorrected., lag. or a timing phase comes p<N>, mean, max or stdev"
+            ),
         ));
     }
     match stat {
@@ -251,7 +263,7 @@ fn parse_metric(expr: &str, name: &str) -> Result<Metric> {
     Err(usage(
         expr,
         format!(
-            "unknown metric {name:?}: use p<N>, mean, max, stdev, errors, dropped, rate, requests or status<D>xx"
+            "unknown metric {name:?}: use p<N>, mean, max, stdev, errors, dropped, rate, requests, status<D>xx, or a timing phase (waiting.p99, connecting.max, …)"
         ),
     ))
 }
@@ -373,9 +385,16 @@ impl Slo {
                     Which::Corrected => &st.corrected,
                     Which::Uncorrected => &st.uncorrected,
                     Which::SendLag => &st.send_lag,
+                    Which::Phase(p) => st.timing.get(*p),
                 };
                 if h.is_empty() {
-                    (None, format!("{name}: no responses"))
+                    let what = match which {
+                        Which::Phase(Phase::Dns) => "no name lookup",
+                        Which::Phase(Phase::TlsHandshaking) => "no TLS handshakes",
+                        Which::Phase(Phase::Connecting) => "no connections opened",
+                        _ => "no responses",
+                    };
+                    (None, format!("{name}: {what}"))
                 } else {
                     let v = match stat {
                         Stat::Percentile(p) => crate::hdr::value_at_percentile(h, *p) as f64,
@@ -553,6 +572,18 @@ mod tests {
         assert_eq!(p("mean<2m").limit, Limit::Micros(120e6));
         assert_eq!(p("requests>=100").metric, Metric::Requests);
         assert_eq!(
+            p("waiting.p99<=50ms").metric,
+            Metric::Latency(Which::Phase(Phase::Waiting), Stat::Percentile(99.0))
+        );
+        assert_eq!(
+            p("Connecting.p99<=10ms").metric,
+            Metric::Latency(Which::Phase(Phase::Connecting), Stat::Percentile(99.0))
+        );
+        assert_eq!(
+            p("tls_handshaking.max<1s").metric,
+            Metric::Latency(Which::Phase(Phase::TlsHandshaking), Stat::Max)
+        );
+        assert_eq!(
             p("p100<=1s").metric,
             Metric::Latency(Which::Corrected, Stat::Percentile(100.0))
         );
@@ -583,7 +614,13 @@ mod tests {
             ("errors<=-1", "not a number"),
             ("errors<=150%", "cannot exceed 100%"),
             ("requests>=10%", "count, not a percentage"),
-            ("lag.errors<1", "after uncorrected. or lag."),
+            ("lag.errors<1", "after uncorrected., lag. or a timing phase"),
+            (
+                "waiting.rate<1",
+                "after uncorrected., lag. or a timing phase",
+            ),
+            ("blocked.p99<1ms", "unknown metric"),
+            ("waiting.p99<=5", "needs a unit"),
         ] {
             let msg = Slo::parse(e).unwrap_err().to_string();
             assert!(msg.contains(why), "{e}: {msg}");

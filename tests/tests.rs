@@ -21,3 +21,4 @@ mod props;
 mod props_input;
 mod results;
 mod stuck;
+mod timing;

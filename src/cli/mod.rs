@@ -104,6 +104,10 @@ pub struct RunArgs {
     /// Also print the uncorrected latency distribution (implies --latency)
     #[arg(short = 'U', long = "u_latency")]
     pub u_latency: bool,
+    /// Print the timing breakdown: connect and TLS handshake per connection; sending,
+    /// waiting (time to first byte) and receiving per response
+    #[arg(long = "timing")]
+    pub timing: bool,
     /// With pipelining, time whole batches (accepted for wrk2 compatibility; loadgen always
     /// times each response)
     #[arg(short = 'B', long = "batch_latency", hide = true)]
@@ -487,6 +491,7 @@ impl RunArgs {
         self.load.pacing_mode().apply(&mut c);
         c.latency = self.latency || self.u_latency;
         c.u_latency = self.u_latency;
+        c.timing = self.timing;
         Ok(c)
     }
 }

@@ -1,6 +1,7 @@
 //! Opening connections: plain TCP or TLS (rustls), with ALPN by HTTP version. The choice is made once per run, by type, so
 //! the request loop is monomorphised for one stream type and never branches on TLS (as wrk
-//! does with its function pointers).
+//! does with its function pointers). Each connect says how long its TCP connect and TLS
+//! handshake took ([`Opened`]), for the timing breakdown.
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,22 +15,37 @@ use super::rxtime::{self, TimedRead};
 use super::verify::{NoVerify, OwnCerts};
 use crate::config::{Config, HttpVersion};
 use crate::error::{Error, Result};
+use crate::pacer::mono_ns;
+
+/// How long opening one connection took, ns (`Stats::record_connect` records it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Opened {
+    /// The TCP connect, from the call to the socket being connected.
+    pub connect_ns: u64,
+    /// The TLS handshake after it; `None` for plain TCP.
+    pub tls_ns: Option<u64>,
+}
 
 /// Something that opens a fresh stream to the target.
 pub trait Connector: Clone + 'static {
     /// The connected stream type.
     type Stream: AsyncRead + AsyncWrite + TimedRead + Unpin + 'static;
-    /// Opens one connection (TCP connect, then the TLS handshake if any).
+    /// Opens one connection (TCP connect, then the TLS handshake if any), and says how long
+    /// each took.
     fn connect(
         &self,
         addr: SocketAddr,
-    ) -> impl std::future::Future<Output = io::Result<Self::Stream>>;
+    ) -> impl std::future::Future<Output = io::Result<(Self::Stream, Opened)>>;
 }
 
-async fn tcp(addr: SocketAddr) -> io::Result<TcpStream> {
+/// A TCP connection with `TCP_NODELAY`, the clock (`mono_ns`) when it was connected, and how
+/// long that took.
+async fn tcp(addr: SocketAddr) -> io::Result<(TcpStream, u64, u64)> {
+    let start = mono_ns();
     let s = TcpStream::connect(addr).await?;
+    let at = mono_ns();
     s.set_nodelay(true)?;
-    Ok(s)
+    Ok((s, at, at - start))
 }
 
 /// Plain TCP with `TCP_NODELAY`.
@@ -38,12 +54,13 @@ pub struct Tcp;
 
 impl Connector for Tcp {
     type Stream = TcpStream;
-    async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
-        let s = tcp(addr).await?;
+    async fn connect(&self, addr: SocketAddr) -> io::Result<(TcpStream, Opened)> {
+        let (s, _, connect_ns) = tcp(addr).await?;
         // Responses are timed by when they arrived (see rxtime); without the kernel's
         // timestamps, by the clock after the read.
         rxtime::enable(&s);
-        Ok(s)
+        let tls_ns = None;
+        Ok((s, Opened { connect_ns, tls_ns }))
     }
 }
 
@@ -54,8 +71,10 @@ pub struct TcpStamped;
 
 impl Connector for TcpStamped {
     type Stream = rxtime::Stamped;
-    async fn connect(&self, addr: SocketAddr) -> io::Result<rxtime::Stamped> {
-        Ok(rxtime::Stamped::new(tcp(addr).await?))
+    async fn connect(&self, addr: SocketAddr) -> io::Result<(rxtime::Stamped, Opened)> {
+        let (s, _, connect_ns) = tcp(addr).await?;
+        let tls_ns = None;
+        Ok((rxtime::Stamped::new(s), Opened { connect_ns, tls_ns }))
     }
 }
 
@@ -72,8 +91,9 @@ pub struct Tls {
 
 impl Connector for Tls {
     type Stream = tokio_rustls::client::TlsStream<rxtime::Stamped>;
-    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
-        let s = rxtime::Stamped::new(tcp(addr).await?);
+    async fn connect(&self, addr: SocketAddr) -> io::Result<(Self::Stream, Opened)> {
+        let (s, at, connect_ns) = tcp(addr).await?;
+        let s = rxtime::Stamped::new(s);
         let s = self
             .connector
             .connect(self.name.clone(), s)
@@ -82,7 +102,8 @@ impl Connector for Tls {
         if self.require_h2 && s.get_ref().1.alpn_protocol() != Some(b"h2") {
             return Err(no_h2(s.get_ref().1.alpn_protocol()));
         }
-        Ok(s)
+        let tls_ns = Some(mono_ns().saturating_sub(at));
+        Ok((s, Opened { connect_ns, tls_ns }))
     }
 }
 
@@ -103,7 +124,7 @@ impl Tls {
     /// The protocol the server selects by ALPN when offered both `h2` and `http/1.1`
     /// (`--http-version auto`): `true` for `h2`.
     pub async fn selects_h2(&self, addr: SocketAddr) -> io::Result<bool> {
-        let s = self.connect(addr).await?;
+        let (s, _) = self.connect(addr).await?;
         Ok(s.get_ref().1.alpn_protocol() == Some(b"h2"))
     }
 }

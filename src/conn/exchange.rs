@@ -54,6 +54,16 @@ pub(super) async fn before<F: Future>(
     .await
 }
 
+/// A kernel receive time `at` (CLOCK_REALTIME ns) as ns since `t0`, with `now_abs` the
+/// clock (`mono_ns`) just read; `None` when it cannot be this response's: bytes cannot
+/// arrive before the request left (`sent`, ns since `t0`), so an earlier stamp is a stale one
+/// (TLS data decrypted from an earlier read).
+#[inline]
+fn arrived(ctx: &ThreadCtx, at: u64, now_abs: u64, sent: u64) -> Option<u64> {
+    let at = rxtime::to_monotonic(at, now_abs)?.saturating_sub(ctx.t0);
+    (at >= sent).then_some(at)
+}
+
 /// What one exchange is for: its slot of the plan and the state of its connection.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Slot {
@@ -188,6 +198,9 @@ where
         )
         .await
     };
+    // The request's last byte was handed to the socket (the timing breakdown's `sending`
+    // ends, `waiting` begins): the one clock read the breakdown adds per request.
+    let wrote_at = ctx.now();
     match wrote {
         Some(Ok(())) => {}
         Some(Err(_)) if slot.reused && may_resend(req, written) => {
@@ -219,13 +232,9 @@ where
         let now = now_abs.saturating_sub(ctx.t0);
         // The response was complete when its last bytes reached the socket, if the kernel
         // said when (rxtime); not when this thread got round to reading it.
-        let done = match (&res, reader.take_rx()) {
-            (Some(Ok(_)), Some(at)) => match rxtime::to_monotonic(at, now_abs) {
-                // Bytes cannot arrive before the request left: a receive time from before the
-                // send is a stale one (TLS data decrypted from an earlier read), so use now.
-                Some(at) if at.saturating_sub(ctx.t0) >= sent => at.saturating_sub(ctx.t0).min(now),
-                _ => now,
-            },
+        let rx = reader.take_rx();
+        let done = match (&res, rx) {
+            (Some(Ok(_)), Some(at)) => arrived(ctx, at, now_abs, sent).map_or(now, |t| t.min(now)),
             _ => now,
         };
         times.done = done;
@@ -235,6 +244,18 @@ where
             match res {
                 Some(Ok(head)) => {
                     stats.record(intended, free, sent, done, head.status);
+                    // The breakdown: the first byte's arrival, when an earlier read than the
+                    // last brought it, else the response's; kept within [written, done] so
+                    // that the phases add up to the uncorrected latency.
+                    let wrote = wrote_at.min(done);
+                    let first = match reader.first_rx() {
+                        Some(at) if Some(at) != rx => {
+                            arrived(ctx, at, now_abs, sent).unwrap_or(done)
+                        }
+                        _ => done,
+                    }
+                    .clamp(wrote, done);
+                    stats.record_phases(wrote - sent, first - wrote, done - first);
                     out.left -= 1;
                     keep &= !head.close;
                 }

@@ -334,7 +334,10 @@ impl<C: Connector> Exchange for H2Slot<C> {
         if let Some(l) = self.conn.link() {
             return Ok(l);
         }
-        let io = self.conn.connector.connect(ctx.addr).await?;
+        let (io, o) = self.conn.connector.connect(ctx.addr).await?;
+        ctx.stats
+            .borrow_mut()
+            .record_connect(o.connect_ns, o.tls_ns);
         self.conn.handshake(io).await
     }
 

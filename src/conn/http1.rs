@@ -30,6 +30,14 @@ pub struct ResponseReader {
     /// When the kernel received the bytes of the last read (CLOCK_REALTIME ns, as the kernel
     /// said: `rxtime::to_monotonic` converts it), if known.
     rx: Option<u64>,
+    /// The same, kept after `take_rx`: when the bytes still buffered arrived.
+    last_rx: Option<u64>,
+    /// When the first bytes of the response being read arrived (CLOCK_REALTIME ns), if the
+    /// kernel said: the stamp of the read that brought them.
+    first_rx: Option<u64>,
+    /// No byte of the response being read has arrived yet: the next read's stamp is its
+    /// first byte's.
+    first_open: bool,
 }
 
 impl Default for ResponseReader {
@@ -68,6 +76,9 @@ impl ResponseReader {
             start: 0,
             end: 0,
             rx: None,
+            last_rx: None,
+            first_rx: None,
+            first_open: false,
         }
     }
 
@@ -83,12 +94,21 @@ impl ResponseReader {
         self.start = 0;
         self.end = 0;
         self.rx = None;
+        self.last_rx = None;
     }
 
     /// When the kernel received the bytes of the last read (CLOCK_REALTIME ns), if it said:
     /// for a response just read, the instant it was complete. Taken once.
     pub fn take_rx(&mut self) -> Option<u64> {
         self.rx.take()
+    }
+
+    /// When the first bytes of the response last read arrived (CLOCK_REALTIME ns), if the
+    /// kernel said: the stamp of the read that brought them (bytes already buffered when the
+    /// response's read began came with the read before). The timing breakdown's first byte.
+    #[inline]
+    pub fn first_rx(&self) -> Option<u64> {
+        self.first_rx
     }
 
     /// Reads more bytes from `io` into the buffer; returns how many (0 = EOF).
@@ -109,6 +129,11 @@ impl ResponseReader {
         let room = self.buf.len() - self.end;
         let (n, rx) = io.read_timed(&mut self.buf[self.end..]).await?;
         self.rx = rx;
+        self.last_rx = rx;
+        if self.first_open && n > 0 {
+            self.first_rx = rx;
+            self.first_open = false;
+        }
         self.end += n;
         if n == room && self.buf.len() < MAX_READ_BUF {
             // The socket had more than we could take: read bigger next time.
@@ -127,6 +152,9 @@ impl ResponseReader {
         bytes: &mut u64,
         sink: &mut S,
     ) -> Result<ResponseHead, ReadError> {
+        // The first byte's arrival: that of the buffered bytes, or of the next read's.
+        self.first_open = !self.buffered();
+        self.first_rx = if self.first_open { None } else { self.last_rx };
         // Head.
         let (head, framing) = loop {
             if self.start < self.end {

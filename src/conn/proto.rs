@@ -67,7 +67,11 @@ impl<C: Connector> Exchange for Http1<C> {
 
     #[inline]
     async fn open(&mut self, ctx: &ThreadCtx) -> io::Result<C::Stream> {
-        self.connector.connect(ctx.addr).await
+        let (s, o) = self.connector.connect(ctx.addr).await?;
+        ctx.stats
+            .borrow_mut()
+            .record_connect(o.connect_ns, o.tls_ns);
+        Ok(s)
     }
 
     #[inline]

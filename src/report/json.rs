@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::json_timing::TimingDoc;
 use crate::clock::{rfc3339, unix_us};
 use crate::config::Pacing;
 use crate::hdr;
@@ -86,6 +87,11 @@ pub struct Document {
     pub status: BTreeMap<String, u64>,
     /// Latency summaries.
     pub latency: LatencyDoc,
+    /// The timing breakdown: connect and handshake per connection; sending, waiting and
+    /// receiving per response. Absent from documents written before it was added (`null`:
+    /// read as empty).
+    #[serde(default)]
+    pub timing: Option<TimingDoc>,
     /// One entry per wall-clock second of the run.
     pub series: Vec<SecondDoc>,
     /// Full histograms.
@@ -141,6 +147,10 @@ pub struct ConfigDoc {
     pub latency: bool,
     /// `-U` was given: the text report shows the uncorrected distribution too.
     pub u_latency: bool,
+    /// `--timing` was given: the text report shows the timing breakdown. Added within
+    /// version 1.
+    #[serde(default)]
+    pub timing: bool,
     /// `--pacing` (`precise` or `coarse`); `null` for closed loop. Added within version 1:
     /// absent in older files.
     #[serde(default)]
@@ -516,6 +526,7 @@ pub fn to_document(r: &RunResult) -> Document {
             script: c.script.as_ref().map(|p| p.display().to_string()),
             latency: c.latency,
             u_latency: c.u_latency,
+            timing: c.timing,
             pacing: c.rate.as_ref().map(|_| match c.pacing {
                 Pacing::Precise => "precise".into(),
                 Pacing::Coarse => "coarse".into(),
@@ -601,6 +612,7 @@ pub fn to_document(r: &RunResult) -> Document {
             uncorrected: LatencySummary::of(&st.uncorrected),
             send_lag: LatencySummary::of(&st.send_lag),
         },
+        timing: Some(super::json_timing::to_doc(&st.timing)),
         series: series(s),
         histograms: HistogramsDoc {
             encoding: ENCODING.into(),

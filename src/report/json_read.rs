@@ -82,6 +82,7 @@ pub fn from_document(d: Document) -> Result<RunResult> {
     config.script = c.script.as_ref().map(Into::into);
     config.latency = c.latency;
     config.u_latency = c.u_latency;
+    config.timing = c.timing;
     if c.pacing.as_deref() == Some("coarse") {
         config.pacing = Pacing::Coarse;
     }
@@ -104,6 +105,9 @@ pub fn from_document(d: Document) -> Result<RunResult> {
     stats.send_lag = histogram_into("histograms.send_lag", &hs.send_lag, new_histogram())?;
     let rps = Histogram::new_with_bounds(1, REQ_PER_SEC_MAX, SIGFIG).expect("static bounds");
     stats.req_per_sec = histogram_into("histograms.req_per_sec", &hs.req_per_sec, rps)?;
+    if let Some(t) = &d.timing {
+        stats.timing = super::json_timing::from_doc(t)?;
+    }
     stats.requests = d.requests;
     // The sending window's end, relative to the start, as written (older documents: the
     // planned duration or the elapsed time, whichever is shorter).

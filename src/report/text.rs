@@ -364,6 +364,9 @@ pub fn write_report(w: &mut impl Write, s: &Summary) -> io::Result<()> {
             format_time_us(l.max() as f64)
         )?;
     }
+    if c.timing {
+        super::timing_text::write(w, &st.timing)?;
+    }
     profile_table(w, s)?;
     for line in notes(s) {
         writeln!(w, "{line}")?;

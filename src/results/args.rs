@@ -66,6 +66,10 @@ pub struct DetailArgs {
     /// Also print the uncorrected latency distribution (implies --latency)
     #[arg(short = 'U', long = "u_latency")]
     pub u_latency: bool,
+    /// Print the timing breakdown: connect and TLS handshake per connection; sending,
+    /// waiting (time to first byte) and receiving per response
+    #[arg(long = "timing")]
+    pub timing: bool,
 }
 
 /// `loadgen report`: re-print a saved JSON result.

@@ -53,6 +53,7 @@ pub fn merge(inputs: &[(String, RunResult)]) -> Result<RunResult> {
         config.duration = config.duration.max(c.duration);
         config.latency |= c.latency;
         config.u_latency |= c.u_latency;
+        config.timing |= c.timing;
         rate = match (rate, c.target_rate()) {
             (Some(a), Some(b)) => Some(a + b),
             _ => None,

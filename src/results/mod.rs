@@ -14,7 +14,7 @@ pub mod merge;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-pub use args::{Dest, MergeArgs, OutputArgs, Outputs, ReportArgs};
+pub use args::{Dest, DetailArgs, MergeArgs, OutputArgs, Outputs, ReportArgs};
 
 use crate::config::Config;
 use crate::engine;
@@ -275,10 +275,11 @@ pub fn read(path: &Path) -> Result<RunResult> {
     crate::report::json_read::from_json(&text, &name)
 }
 
-/// Applies `-L`/`-U` and `--slo` given to `merge`/`report`, then finishes.
-fn reprint(mut r: RunResult, latency: bool, u_latency: bool, out: &Outputs) -> Result<i32> {
-    r.summary.config.latency |= latency || u_latency;
-    r.summary.config.u_latency |= u_latency;
+/// Applies `-L`/`-U`/`--timing` and `--slo` given to `merge`/`report`, then finishes.
+fn reprint(mut r: RunResult, d: &DetailArgs, out: &Outputs) -> Result<i32> {
+    r.summary.config.latency |= d.latency || d.u_latency;
+    r.summary.config.u_latency |= d.u_latency;
+    r.summary.config.timing |= d.timing;
     if !out.slos.is_empty() {
         r.set_slos(out.slos.clone());
     }
@@ -300,7 +301,7 @@ fn reprint(mut r: RunResult, latency: bool, u_latency: bool, out: &Outputs) -> R
 pub fn report(a: ReportArgs) -> Result<i32> {
     let out = a.output.validate(None, false)?;
     let r = read(&a.file)?;
-    reprint(r, a.detail.latency, a.detail.u_latency, &out)
+    reprint(r, &a.detail, &out)
 }
 
 /// `loadgen merge FILE...`: merges saved results exactly and reports the merged result.
@@ -312,5 +313,5 @@ pub fn merge(a: MergeArgs) -> Result<i32> {
         .map(|p| Ok((p.display().to_string(), read(p)?)))
         .collect::<Result<Vec<_>>>()?;
     let r = merge::merge(&inputs)?;
-    reprint(r, a.detail.latency, a.detail.u_latency, &out)
+    reprint(r, &a.detail, &out)
 }
