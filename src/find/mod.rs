@@ -245,6 +245,7 @@ fn run_one(
         mode: progress,
         pids: Vec::new(),
         label,
+        dashboard: None,
     };
     let live = crate::live::Live::start(c, opts);
     let run = engine::run_live(c, live.as_ref().map(|l| l.sender()));
