@@ -183,7 +183,7 @@ impl Run {
             thresholds: Vec::new(),
             passed: true,
             notes: vec![format!(
-                "Live: {} s of {} shown, updated every second; the final report replaces this page when the run ends.",
+                "Live: {}s of {} shown, updated every second; the final report replaces this page when the run ends.",
                 self.rows.len(),
                 format_duration(std::time::Duration::from_nanos(self.duration_ns))
             )],
