@@ -332,3 +332,54 @@ fn linger_keeps_the_final_report_up_then_exits() {
         "{stayed:?}"
     );
 }
+
+#[test]
+fn find_shows_each_step_as_it_finishes() {
+    let s = serve(&[]);
+    let mut lg = Loadgen::start(&[
+        "find",
+        "-t1",
+        "-c4",
+        "--start",
+        "200",
+        "--max",
+        "400",
+        "--step-duration",
+        "1s",
+        "--confirm",
+        "0",
+        "--slo",
+        "p99<=1s",
+        "--dashboard=127.0.0.1:0",
+        "--dashboard-linger",
+        "1s",
+        &s.url,
+    ]);
+    let addr = lg.dashboard();
+    let ev = events(&addr, Duration::from_secs(30));
+    let (status, _) = lg.wait(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}: {:?}", lg.seen);
+    let fin = ev.last().filter(|e| e.last).expect("no final page");
+    assert_eq!(fin.data["kind"], "find");
+    let steps = |d: &Value| d["steps"].as_array().unwrap().len();
+    assert_eq!(steps(&fin.data), 2, "{}", fin.data);
+    assert!(fin.data["header"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("outcome: found"));
+    // Before it, the pages of the search going on, one more step each.
+    let live: Vec<usize> = ev
+        .iter()
+        .filter(|e| !e.last)
+        .map(|e| steps(&e.data))
+        .collect();
+    assert!(
+        !live.is_empty() && live.windows(2).all(|w| w[1] == w[0] + 1),
+        "{live:?}"
+    );
+    let first = &ev[0].data;
+    assert!(first["header"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("searching: "));
+}
