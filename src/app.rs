@@ -29,8 +29,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::interrupt::install();
             let config = cli.run.to_config()?;
             let outputs = cli.run.output.validate(config.target_rate(), true)?;
-            let live = cli.run.live_options()?;
-            crate::results::load_test(&config, &outputs, &live)
+            let mut live = cli.run.live_options()?;
+            // Bound before the run: a port in use is a usage error, not a lost dashboard.
+            if let Some(d) = cli.run.dashboard.settings()? {
+                live.dashboard = Some(crate::dashboard::Dashboard::for_run(&d, &config)?);
+            }
+            let code = crate::results::load_test(&config, &outputs, &live);
+            if let Some(d) = &live.dashboard {
+                d.linger();
+            }
+            code
         }
     }
 }

@@ -23,7 +23,8 @@
 //! - [`read_errors`]: why reads failed, one counter per reason.
 //! - [`clock`]: wall-clock time as Unix ns/µs and RFC 3339, converted in one place.
 //! - [`live`]: the live view: each worker's seconds closed on the clock, one progress line a
-//!   second on stderr; [`watch`]: `--watch-pid`, the server's CPU and memory from `/proc`.
+//!   second on stderr; [`watch`]: `--watch-pid`, the server's CPU and memory from `/proc`;
+//!   [`dashboard`]: `--dashboard`, the same seconds as a live web page.
 //! - [`timeline`]: per-wall-clock-second counts and latency histograms, mergeable exactly.
 //! - [`timing`]: the timing breakdown (connect, TLS handshake, sending, waiting, receiving).
 //! - [`hdr`]: HdrHistogram V2 encodings (plain, and compressed + base64).
@@ -41,6 +42,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod dashboard;
 pub mod engine;
 pub mod error;
 pub mod find;

@@ -30,6 +30,13 @@ fn chromium() -> String {
 /// The DOM headless Chromium leaves after loading `page` (scripts run), with network access
 /// switched off by a proxy that does not exist.
 fn dom(page: &Path) -> String {
+    dom_of(&format!("file://{}", page.display()))
+}
+
+/// The DOM headless Chromium leaves after loading `url` (scripts run), with network access
+/// switched off by a proxy that does not exist (Chromium never proxies loopback, so a
+/// dashboard on 127.0.0.1 is reachable).
+pub fn dom_of(url: &str) -> String {
     // Chromium takes a core for a second or two: never beside a timing test.
     shared();
     let profile = tempfile::tempdir().unwrap();
@@ -43,7 +50,7 @@ fn dom(page: &Path) -> String {
             "--dump-dom",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("file://{}", page.display()))
+        .arg(url)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -63,7 +70,7 @@ fn dom(page: &Path) -> String {
         if t0.elapsed() > Duration::from_secs(90) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("chromium did not finish loading {} in 90 s", page.display());
+            panic!("chromium did not finish loading {url} in 90 s");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -78,7 +85,7 @@ fn attr(tag: &str, name: &str) -> Option<String> {
 }
 
 /// The drawn charts in `dom`: (name, points) for every `<svg class="chart">`, in order.
-fn charts(dom: &str) -> Vec<(String, u64)> {
+pub fn charts(dom: &str) -> Vec<(String, u64)> {
     dom.split("<svg ")
         .skip(1)
         .map(|t| format!(" {}", &t[..t.find('>').unwrap()]))
@@ -93,7 +100,7 @@ fn charts(dom: &str) -> Vec<(String, u64)> {
 }
 
 /// Asserts that `dom` rendered without a script error and drew `n` charts.
-fn assert_rendered(dom: &str, n: usize) -> Vec<(String, u64)> {
+pub fn assert_rendered(dom: &str, n: usize) -> Vec<(String, u64)> {
     assert!(
         !dom.contains("<pre id=\"script-error\">"),
         "script error: {}",

@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod core;
 mod csv;
+mod dashboard;
 mod docs;
 mod edges;
 mod find;

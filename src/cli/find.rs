@@ -55,6 +55,9 @@ pub struct FindArgs {
     /// verdict, charted) to FILE
     #[arg(long = "html", value_name = "FILE")]
     pub html: Option<String>,
+    /// The live dashboard (the steps as each finishes).
+    #[command(flatten)]
+    pub dashboard: super::DashboardArgs,
     /// What to load and how (the load-test flags, without -d and -R).
     #[command(flatten)]
     pub load: LoadArgs,
@@ -142,6 +145,7 @@ impl FindArgs {
             json,
             progress: crate::live::Mode::choose(self.progress, false),
             html,
+            dashboard: self.dashboard.settings()?,
         })
     }
 }

@@ -11,9 +11,11 @@ use crate::error::{Error, Result};
 use crate::schedule::RateProfile;
 use crate::units::{parse_count, parse_duration};
 
+mod dashboard;
 mod find;
 mod profile;
 
+pub use dashboard::DashboardArgs;
 pub use find::FindArgs;
 pub use profile::{stages, step};
 
@@ -123,6 +125,9 @@ pub struct RunArgs {
     /// progress line, the report and the JSON
     #[arg(long = "watch-pid", value_name = "PID", action = ArgAction::Append)]
     pub watch_pid: Vec<u32>,
+    /// The live dashboard.
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
     /// Print version
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     pub version: Option<bool>,
@@ -137,6 +142,7 @@ impl RunArgs {
             mode: crate::live::Mode::choose(self.progress, self.output.quiet),
             pids: self.watch_pid.clone(),
             label: String::new(),
+            dashboard: None,
         })
     }
 }

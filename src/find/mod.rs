@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{Config, PacingMode};
+use crate::dashboard::Dashboard;
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
@@ -71,6 +72,8 @@ pub struct Settings {
     pub progress: crate::live::Mode,
     /// `--html`.
     pub html: Option<PathBuf>,
+    /// `--dashboard`: the search's page, updated as each step finishes.
+    pub dashboard: Option<crate::dashboard::Settings>,
 }
 
 /// A step's verdict with the reason for a fail or an invalid step.
@@ -245,6 +248,7 @@ fn run_one(
         mode: progress,
         pids: Vec::new(),
         label,
+        dashboard: None,
     };
     let live = crate::live::Live::start(c, opts);
     let run = engine::run_live(c, live.as_ref().map(|l| l.sender()));
@@ -269,8 +273,26 @@ fn with_p99(steps: &[Step], rate: f64, verdict: Verdict) -> String {
     format!("{rate:.0} req/s (p99 {p99})")
 }
 
-/// Runs the search and reports it; the exit code on success (0: a rate was found).
+/// Runs the search and reports it; the exit code on success (0: a rate was found). With
+/// `--dashboard`, its page shows the steps as each finishes, then what was found, and stays
+/// for `--dashboard-linger`.
 pub fn run(s: &Settings) -> Result<i32> {
+    let dash = match &s.dashboard {
+        Some(d) => Some(Dashboard::bind(
+            d,
+            page::data(s, &[], page::RUNNING, None, None),
+        )?),
+        None => None,
+    };
+    let code = search(s, dash.as_ref());
+    if let Some(d) = &dash {
+        d.linger();
+    }
+    code
+}
+
+/// The search itself (see [`run`]).
+fn search(s: &Settings, dash: Option<&Dashboard>) -> Result<i32> {
     // From here the first Ctrl-C stops the current step (and the search), a second quits.
     drop(crate::interrupt::subscribe());
     if s.base.script.is_some() {
@@ -358,7 +380,7 @@ pub fn run(s: &Settings) -> Result<i32> {
         ) {
             Ok(r) => r,
             Err(e) => {
-                write_doc(s, &steps, None, probe_rate, start)?;
+                write_doc(s, &steps, None, probe_rate, start, dash)?;
                 return Err(e);
             }
         };
@@ -368,7 +390,7 @@ pub fn run(s: &Settings) -> Result<i32> {
         if result.summary.stats.status_range(200, 400) == 0
             && slo::failure_line(&result.outcomes).is_none()
         {
-            write_doc(s, &steps, None, probe_rate, start)?;
+            write_doc(s, &steps, None, probe_rate, start, dash)?;
             return Err(Error::Runtime(format!(
                 "no successful (2xx or 3xx) response at {rate:.0} req/s, yet every threshold held; add one that fails then, e.g. --slo 'errors<=1%'"
             )));
@@ -387,8 +409,23 @@ pub fn run(s: &Settings) -> Result<i32> {
             judged,
             result,
         });
+        if let Some(d) = dash {
+            let tried: Vec<Tried> = steps.iter().map(|s| s.tried).collect();
+            let pass = policy::highest_pass(&tried);
+            let fail = pass.map_or_else(
+                || {
+                    tried
+                        .iter()
+                        .filter(|t| t.verdict == Verdict::Fail)
+                        .map(|t| t.rate)
+                        .reduce(f64::min)
+                },
+                |p| policy::lowest_fail(&tried, p),
+            );
+            d.show(page::data(s, &steps, page::RUNNING, pass, fail));
+        }
     };
-    write_doc(s, &steps, end, probe_rate, start)?;
+    write_doc(s, &steps, end, probe_rate, start, dash)?;
     finish(&steps, end)
 }
 
@@ -453,15 +490,17 @@ fn finish(steps: &[Step], end: Option<End>) -> Result<i32> {
     }
 }
 
-/// Writes the `--json` document and the `--html` page, if asked for.
+/// Writes the `--json` document and the `--html` page, if asked for, and shows the final
+/// page on the dashboard.
 fn write_doc(
     s: &Settings,
     steps: &[Step],
     end: Option<End>,
     probe_rate: Option<f64>,
     start: f64,
+    dash: Option<&Dashboard>,
 ) -> Result<()> {
-    if s.json.is_none() && s.html.is_none() {
+    if s.json.is_none() && s.html.is_none() && dash.is_none() {
         return Ok(());
     }
     let tried: Vec<Tried> = steps.iter().map(|s| s.tried).collect();
@@ -484,6 +523,9 @@ fn write_doc(
             (outcome, pass, fail)
         }
     };
+    if let Some(d) = dash {
+        d.finish_with(page::data(s, steps, outcome, max_rate, first_fail));
+    }
     if let Some(path) = &s.html {
         let page = page::render(s, steps, outcome, max_rate, first_fail);
         write_atomic(path, page.as_bytes())?;

@@ -8,6 +8,9 @@ use crate::report::charts;
 use crate::report::html::{self, FindPage};
 use crate::units::format_duration;
 
+/// The outcome of a search still going (its dashboard's pages before the last).
+pub(crate) const RUNNING: &str = "running";
+
 /// The page for the steps run so far and how the search ended (`outcome` as in the JSON).
 pub(crate) fn render(
     s: &Settings,
@@ -16,24 +19,49 @@ pub(crate) fn render(
     max_rate: Option<f64>,
     first_fail: Option<f64>,
 ) -> String {
+    html::page(&data(s, steps, outcome, max_rate, first_fail), "")
+}
+
+/// The page's data; `outcome` [`RUNNING`] while the search goes on (the dashboard).
+pub(crate) fn data(
+    s: &Settings,
+    steps: &[Step],
+    outcome: &str,
+    max_rate: Option<f64>,
+    first_fail: Option<f64>,
+) -> charts::ChartData {
+    let running = outcome == RUNNING;
     let found = outcome == "found";
     let rate = |r: Option<f64>| r.map_or("none".to_string(), |r| format!("{r:.0} req/s"));
-    let line = format!(
-        "outcome: {outcome}; highest rate meeting every threshold: {}; first failing rate: {}",
-        rate(max_rate),
-        rate(first_fail)
-    );
+    let line = if running {
+        format!(
+            "searching: {} step{} so far; highest rate meeting every threshold so far: {}; first failing rate: {}",
+            steps.len(),
+            if steps.len() == 1 { "" } else { "s" },
+            rate(max_rate),
+            rate(first_fail)
+        )
+    } else {
+        format!(
+            "outcome: {outcome}; highest rate meeting every threshold: {}; first failing rate: {}",
+            rate(max_rate),
+            rate(first_fail)
+        )
+    };
     // The thresholds' limits, from a step's verdicts (every step has the same thresholds).
     let thresholds = match steps.last() {
         Some(st) => charts::checks(&st.result)
             .into_iter()
             .map(|mut c| {
-                c.detail = if found {
-                    format!("held up to {}", rate(max_rate))
-                } else {
-                    "no rate was found".into()
+                c.detail = match (running, found) {
+                    (true, _) if max_rate.is_some() => {
+                        format!("held up to {} so far", rate(max_rate))
+                    }
+                    (true, _) => "no step has passed yet".into(),
+                    (false, true) => format!("held up to {}", rate(max_rate)),
+                    (false, false) => "no rate was found".into(),
                 };
-                c.pass = found;
+                c.pass = found || (running && max_rate.is_some());
                 c
             })
             .collect(),
@@ -81,10 +109,10 @@ pub(crate) fn render(
             format!("{} req/s", crate::units::format_metric(s.max)),
         ),
     ];
-    html::find_report(FindPage {
+    html::find_data(FindPage {
         target: b.target.url.clone(),
         outcome: line,
-        found,
+        found: found || (running && max_rate.is_some()),
         thresholds,
         steps,
         facts,

@@ -8,7 +8,8 @@
 //! in its script, still gives a line every second. Nothing goes to stdout: the report and the
 //! JSON go there. On a terminal the line is redrawn in place (indicatif, on stderr);
 //! `--progress` prints it as plain lines when stderr is not a terminal (CI logs); `-q`
-//! silences it. The run's `series` and report are built from the threads' own time lines after
+//! silences it. Each second shown also goes to the `--dashboard` ([`crate::dashboard`]),
+//! if there is one. The run's `series` and report are built from the threads' own time lines after
 //! they join (exact); the live stream is a view of the same seconds, closed by the same rule.
 
 pub mod line;
@@ -106,6 +107,8 @@ pub struct Options {
     pub pids: Vec<u32>,
     /// A prefix for the lines (a `find` step), or empty.
     pub label: String,
+    /// `--dashboard`: every second shown is pushed to it too.
+    pub dashboard: Option<crate::dashboard::Dashboard>,
 }
 
 /// The collector thread of one run.
@@ -118,7 +121,7 @@ impl Live {
     /// Starts the collector for a run of `config`, or `None` when there is nothing to show
     /// or watch (the workers then run no ticker at all).
     pub fn start(config: &Config, opts: Options) -> Option<Live> {
-        if opts.mode == Mode::Off && opts.pids.is_empty() {
+        if opts.mode == Mode::Off && opts.pids.is_empty() && opts.dashboard.is_none() {
             return None;
         }
         let (tx, rx) = mpsc::channel();
@@ -279,6 +282,17 @@ fn collect(rx: Receiver<Msg>, plan: PlanView, opts: Options) -> Vec<Watched> {
                 Some(b) => b.set_message(l.render()),
                 None if opts.mode == Mode::Lines => eprintln!("{}", l.render()),
                 None => {}
+            }
+            if let Some(d) = &opts.dashboard {
+                d.second(crate::dashboard::snapshot::LiveSecond {
+                    t: next,
+                    anchor_ns: a,
+                    requests: s.requests,
+                    errors: s.errors,
+                    dropped: dropped.iter().sum(),
+                    latency: s.latency,
+                    lag: s.lag,
+                });
             }
             next += 1;
         }

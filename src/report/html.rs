@@ -100,7 +100,12 @@ pub struct FindPage {
 /// `loadgen find`'s page: its steps (rate tried against p99, achieved, verdict) and what was
 /// found.
 pub fn find_report(f: FindPage) -> String {
-    let data = ChartData {
+    page(&find_data(f), "")
+}
+
+/// The data of `loadgen find`'s page (also its `--dashboard`'s snapshots).
+pub fn find_data(f: FindPage) -> ChartData {
+    ChartData {
         kind: "find".into(),
         title: format!("loadgen find: {}", f.target),
         header: vec![f.outcome],
@@ -109,8 +114,7 @@ pub fn find_report(f: FindPage) -> String {
         passed: f.found,
         steps: f.steps,
         ..ChartData::default()
-    };
-    page(&data, "")
+    }
 }
 
 #[cfg(test)]

@@ -227,7 +227,7 @@ pub fn verdict(r: &RunResult) -> Result<i32> {
 }
 
 /// A load test with result outputs: header, run, report, files, thresholds.
-pub fn load_test(config: &Config, out: &Outputs, live: &crate::live::Options) -> Result<i32> {
+pub fn load_test(config: &Config, out: &Outputs, live_opts: &crate::live::Options) -> Result<i32> {
     if config.script.is_some() && out.json == Some(Dest::Stdout) {
         reserve_stdout()?;
     }
@@ -241,13 +241,16 @@ pub fn load_test(config: &Config, out: &Outputs, live: &crate::live::Options) ->
             text::write_header(&mut w, config)
         })?;
     }
-    let live = crate::live::Live::start(config, live.clone());
+    let live = crate::live::Live::start(config, live_opts.clone());
     let run = engine::run_live(config, live.as_ref().map(|l| l.sender()));
     let watch = live.map(|l| l.finish()).unwrap_or_default();
     let run = run?;
     let script_error = run.summary.script_error.clone();
     let mut result = RunResult::new(run.summary, out.slos.clone(), Vec::new());
     result.watch = watch;
+    if let Some(d) = &live_opts.dashboard {
+        d.finish(&result);
+    }
     let verdict = finish(&result, out);
     // As wrk: the script's done() runs after the report, whatever the verdict.
     if let Some(s) = &run.session {
