@@ -1,6 +1,7 @@
 //! The documentation matches the binary: README.md's Usage block shows every form `--help`
-//! lists, and every option `--help` lists for the load test, for `serve`, `demo` and `find`
-//! is documented in README.md, and every option README.md documents for them exists.
+//! lists, and every option `--help` lists for the load test, for `demo` and `find` is
+//! documented in README.md (for `serve`, in docs/serve.md, which README.md links), and every
+//! option documented for them exists.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -37,11 +38,17 @@ fn help_options(sub: &[&str]) -> BTreeSet<String> {
 /// The part of README.md from the line starting with `from` to the next line starting with
 /// `to`.
 fn readme_section(from: &str, to: &str) -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("read README.md");
+    doc_section("README.md", from, to)
+}
+
+/// The part of `file` (relative to the repository) from the line starting with `from` to the
+/// next line starting with `to`.
+fn doc_section(file: &str, from: &str, to: &str) -> String {
+    let readme = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("read {file}: {e}"));
     let start = readme
         .find(&format!("\n{from}"))
-        .unwrap_or_else(|| panic!("README has no line starting with {from:?}"));
+        .unwrap_or_else(|| panic!("{file} has no line starting with {from:?}"));
     let rest = &readme[start + 1..];
     let end = rest[1..]
         .find(&format!("\n{to}"))
@@ -95,7 +102,7 @@ fn readme_flag_table_matches_help() {
 
 #[test]
 fn readme_server_table_matches_serve_help() {
-    let table = table_options(&readme_section("### The built-in server", "## "));
+    let table = table_options(&doc_section("docs/serve.md", "| flag | effect", "\n"));
     assert_same("loadgen serve", help_options(&["serve"]), table);
 }
 
