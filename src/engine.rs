@@ -144,11 +144,23 @@ struct WorkerArgs<C> {
     seed: Option<ThreadSeed>,
     site: Arc<Site>,
     failure: tokio::sync::mpsc::UnboundedSender<String>,
-    ready: mpsc::Sender<Result<()>>,
+    ready: tokio::sync::mpsc::UnboundedSender<Result<()>>,
+    /// Told the thread's index when the worker ends, however it ends ([`Ended`]).
+    ended: tokio::sync::mpsc::UnboundedSender<usize>,
     start: watch::Receiver<Option<Instant>>,
     stop: watch::Receiver<bool>,
     /// Where the thread's ticker sends its closed seconds, when there is a live view.
     live: Option<mpsc::Sender<Msg>>,
+}
+
+/// Sends its worker's index to the engine when dropped, however the worker ends (a panic
+/// too): the engine waits on these instead of polling the threads.
+struct Ended(tokio::sync::mpsc::UnboundedSender<usize>, usize);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let _ = self.0.send(self.1);
+    }
 }
 
 /// What a worker hands back: its statistics and, with a script, its globals at the end.
@@ -186,7 +198,8 @@ fn run_with<C: Connector + Send>(
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let pin = cores.len() >= threads;
 
-    let (ready_tx, ready_rx) = mpsc::channel();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel();
     let (start_tx, start_rx) = watch::channel(None);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (fail_tx, mut fail_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -204,6 +217,7 @@ fn run_with<C: Connector + Send>(
             site: site.clone(),
             failure: fail_tx.clone(),
             ready: ready_tx.clone(),
+            ended: ended_tx.clone(),
             start: start_rx.clone(),
             stop: stop_rx.clone(),
             live: live.clone(),
@@ -215,6 +229,7 @@ fn run_with<C: Connector + Send>(
         handles.push(h);
     }
     drop(ready_tx);
+    drop(ended_tx);
     drop(fail_tx);
 
     // The main thread's own runtime waits for readiness, then for the deadline, Ctrl-C, or a
@@ -238,51 +253,53 @@ fn run_with<C: Connector + Send>(
         let mut stuck = Vec::new();
         // A thread still in its script's top level or `init` when the run would have ended,
         // had it started now, is stuck there.
-        let ready_by = Instant::now() + end + STUCK_AFTER;
+        let mut check_at = tokio::time::Instant::now() + end + STUCK_AFTER;
+        // The workers that have ended (their index, from `Ended`).
+        let mut finished = vec![false; threads];
         while waiting > 0 && init_error.is_none() {
             tokio::select! {
+                // A worker's word before its end: an `init` error explains the end.
+                biased;
                 _ = sig.recv() => { interrupted = true; break; }
-                _ = tokio::time::sleep(Duration::from_millis(1)) => loop {
-                    match ready_rx.try_recv() {
-                        Ok(r) => {
-                            waiting -= 1;
-                            if let Err(e) = r {
-                                init_error.get_or_insert(e);
-                            }
-                        }
-                        Err(mpsc::TryRecvError::Empty) => {
-                            // A worker that ended without a word (a panic) while the others
-                            // wait for the start: take what the others said, then fail.
-                            if init_error.is_none() && handles.iter().any(|h| h.is_finished()) {
-                                while let Ok(r) = ready_rx.try_recv() {
-                                    if let Err(e) = r {
-                                        init_error.get_or_insert(e);
-                                    }
-                                }
-                                init_error.get_or_insert(Error::Runtime(
-                                    "a worker thread stopped before the run started".into(),
-                                ));
-                            }
-                            break;
-                        }
-                        // Every worker has ended, some without a word (a panic).
-                        Err(mpsc::TryRecvError::Disconnected) => {
-                            init_error.get_or_insert(Error::Runtime(
-                                "a worker thread stopped before the run started".into(),
-                            ));
-                            break;
+                r = ready_rx.recv() => match r {
+                    Some(r) => {
+                        waiting -= 1;
+                        if let Err(e) = r {
+                            init_error.get_or_insert(e);
                         }
                     }
+                    // Every worker has ended, some without a word (a panic).
+                    None => {
+                        init_error.get_or_insert(Error::Runtime(
+                            "a worker thread stopped before the run started".into(),
+                        ));
+                    }
                 },
-            }
-            if init_error.is_none() && Instant::now() >= ready_by {
-                let starting: Vec<usize> = (0..threads)
-                    .filter(|&i| matches!(sites[i].get(), Hook::TopLevel | Hook::Init))
-                    .collect();
-                if !starting.is_empty() {
-                    let line = stuck_line(&script, &sites, &starting, DEADLINE);
-                    init_error = Some(Error::Script(line));
-                    stuck = starting;
+                Some(i) = ended_rx.recv() => {
+                    // A worker that ended without a word (a panic) while the others wait for
+                    // the start: take what the others said, then fail.
+                    finished[i] = true;
+                    while let Ok(r) = ready_rx.try_recv() {
+                        if let Err(e) = r {
+                            init_error.get_or_insert(e);
+                        }
+                    }
+                    init_error.get_or_insert(Error::Runtime(
+                        "a worker thread stopped before the run started".into(),
+                    ));
+                }
+                _ = tokio::time::sleep_until(check_at) => {
+                    // A thread still in its script's top level or `init` when the run would
+                    // have ended, had it started now, is stuck there.
+                    let starting: Vec<usize> = (0..threads)
+                        .filter(|&i| matches!(sites[i].get(), Hook::TopLevel | Hook::Init))
+                        .collect();
+                    if !starting.is_empty() {
+                        let line = stuck_line(&script, &sites, &starting, DEADLINE);
+                        init_error = Some(Error::Script(line));
+                        stuck = starting;
+                    }
+                    check_at += STUCK_RECHECK;
                 }
             }
         }
@@ -307,14 +324,12 @@ fn run_with<C: Connector + Send>(
         // script does not: the wait ends after the workers' own backstop.
         if !interrupted && init_error.is_none() && script_error.is_none() && config.rate.is_some() {
             let backstop = tokio::time::Instant::from(t0 + end + DRAIN_BACKSTOP + DRAIN_MARGIN);
-            loop {
+            while finished.iter().any(|f| !f) {
                 tokio::select! {
                     _ = sig.recv() => { interrupted = true; ended = (Instant::now(), INTERRUPT); break; }
                     Some(e) = fail_rx.recv() => { script_error = Some(e); ended = (Instant::now(), STOP); break; }
                     _ = tokio::time::sleep_until(backstop) => break,
-                    _ = tokio::time::sleep(Duration::from_micros(200)) => {
-                        if handles.iter().all(|h| h.is_finished()) { break; }
-                    }
+                    Some(i) = ended_rx.recv() => finished[i] = true,
                 }
             }
         }
@@ -326,10 +341,11 @@ fn run_with<C: Connector + Send>(
         // itself) only marks the run interrupted; a second ends the process (`interrupt`).
         let limit = ended.0 + STUCK_AFTER;
         let mut told = false;
-        let started_waiting = Instant::now();
+        let notice_at = tokio::time::Instant::now() + STOP_NOTICE_AFTER;
+        let mut check_at = tokio::time::Instant::from(limit);
         loop {
             let pending: Vec<usize> = (0..threads)
-                .filter(|&i| !stuck.contains(&i) && !handles[i].is_finished())
+                .filter(|&i| !stuck.contains(&i) && !finished[i])
                 .collect();
             if pending.is_empty() {
                 break;
@@ -343,9 +359,13 @@ fn run_with<C: Connector + Send>(
             }
             tokio::select! {
                 _ = sig.recv() => interrupted = true,
-                _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+                Some(i) = ended_rx.recv() => finished[i] = true,
+                // Past the limit, a thread still running is checked again for being stuck in
+                // a hook (it may be between hooks, finishing by itself).
+                _ = tokio::time::sleep_until(check_at) => check_at += STUCK_RECHECK,
+                _ = tokio::time::sleep_until(notice_at), if !told => {}
             }
-            if !told && started_waiting.elapsed() > STOP_NOTICE_AFTER {
+            if !told && tokio::time::Instant::now() >= notice_at {
                 told = true;
                 eprintln!(
                     "loadgen: waiting for the worker threads to stop; press Ctrl-C {}to quit \
@@ -402,6 +422,10 @@ const STOP: &str = "the stop";
 /// How long after the run's end (the deadline and the drain period, or the signal) a worker
 /// still in its script's code is taken as stuck there.
 const STUCK_AFTER: Duration = Duration::from_secs(1);
+
+/// Past [`STUCK_AFTER`], how often a thread that has not ended is looked at again for being
+/// stuck in a script hook.
+const STUCK_RECHECK: Duration = Duration::from_millis(10);
 
 /// How long after the workers' own end of the drain period the main thread stops waiting for
 /// them to end by themselves.
@@ -520,6 +544,8 @@ fn low_rate_spin(c: &Config) -> u64 {
 /// wait for the common start, drive the connections until told to stop (or until the script
 /// stops the thread), and hand back the thread's statistics.
 fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
+    // Declared first, so dropped last: the engine hears of the end after everything else.
+    let _ended = Ended(a.ended.clone(), a.index);
     let _done = a.live.clone().map(|tx| ThreadDone(tx, a.index));
     if let Some(core) = a.core {
         core_affinity::set_for_current(core);
