@@ -8,6 +8,7 @@ pub mod html;
 pub mod json;
 pub mod json_limits;
 pub mod json_read;
+pub mod json_series;
 pub mod json_timing;
 pub mod junit;
 pub mod text;
