@@ -61,6 +61,7 @@ pub mod schedule;
 pub mod script;
 pub mod server;
 pub mod slo;
+pub mod summary;
 pub mod sys;
 pub mod timeline;
 pub mod timing;

@@ -28,7 +28,7 @@ use std::fmt;
 use hdrhistogram::Histogram;
 
 use crate::error::{Error, Result};
-use crate::result::Summary;
+use crate::summary::Summary;
 use crate::timing::Phase;
 use crate::units::{format_time_us, parse_count};
 

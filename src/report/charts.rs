@@ -227,9 +227,9 @@ impl ChartData {
             dropped: rows.iter().map(|x| x.dropped).collect(),
         };
         let mut header = Vec::new();
-        let _ = crate::results::write_header(&mut header, r);
+        let _ = super::run_text::write_header(&mut header, r);
         let mut text = Vec::new();
-        let _ = crate::results::write_body(&mut text, r, false);
+        let _ = super::run_text::write_body(&mut text, r, false);
         let c = &s.config;
         let mut facts: Vec<(String, String)> = vec![
             ("URL".into(), c.target.url.clone()),

@@ -21,7 +21,8 @@ use crate::engine;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::report::json;
-use crate::report::{csv, hlog, html, junit, text, thresholds};
+use crate::report::run_text::{write_body, write_header};
+use crate::report::{csv, hlog, html, junit, text};
 use crate::result::RunResult;
 use crate::slo;
 
@@ -76,54 +77,6 @@ fn reserve_stdout() -> Result<()> {
     };
     let _ = RESERVED_STDOUT.set(original);
     Ok(())
-}
-
-/// The lines printed before the run: wrk2's header, and for a merged result its inputs.
-pub fn write_header(w: &mut dyn Write, r: &RunResult) -> io::Result<()> {
-    let mut w = w;
-    text::write_header(&mut w, &r.summary.config)?;
-    if !r.sources.is_empty() {
-        // Name each input's URL when they differ (the header shows the first).
-        let mixed = r
-            .sources
-            .iter()
-            .any(|s| s.url != r.summary.config.target.url);
-        let files: Vec<String> = r
-            .sources
-            .iter()
-            .map(|s| {
-                if mixed {
-                    format!("{} ({})", s.file, s.url)
-                } else {
-                    s.file.clone()
-                }
-            })
-            .collect();
-        let noun = if files.len() == 1 {
-            "result"
-        } else {
-            "results"
-        };
-        writeln!(
-            w,
-            "  merged from {} {noun}: {}",
-            files.len(),
-            files.join(", ")
-        )?;
-    }
-    Ok(())
-}
-
-/// The lines printed after the run: the wrk2 report (unless `quiet`) and the threshold table.
-pub fn write_body(w: &mut dyn Write, r: &RunResult, quiet: bool) -> io::Result<()> {
-    let mut w = w;
-    if !quiet {
-        text::write_report(&mut w, &r.summary)?;
-        for x in &r.watch {
-            writeln!(w, "{}", crate::watch::report_line(x))?;
-        }
-    }
-    thresholds::write_table(&mut w, &r.outcomes)
 }
 
 /// Writes the JSON, JUnit, interval-log, HTML and CSV outputs that `out` asks for.
