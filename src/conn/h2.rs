@@ -5,7 +5,8 @@
 //! `Connection`), spawned on the thread's `LocalSet`.
 //!
 //! - **Flow control.** Both windows are 2^30 − 1 (as h2load's), so a response never waits for
-//!   a WINDOW_UPDATE; received data is released as it is read.
+//!   a WINDOW_UPDATE; received data is released as it is read (a stream's last chunk by h2
+//!   itself, when the ended stream is dropped).
 //! - **Streams.** A server whose SETTINGS_MAX_CONCURRENT_STREAMS is below `--streams` clamps
 //!   them: the slots beyond it wait in h2's queue for a free stream (their waits count in
 //!   their corrected latencies), and the lowest such setting is reported
@@ -474,12 +475,18 @@ impl<C: Connector> Exchange for H2Slot<C> {
                 .collect();
             hooks.sink().head(status, &fields);
         }
-        loop {
+        // The body, until its end: seen with its last chunk (END_STREAM on the frame), so that
+        // the stream is not polled once more for it.
+        while !recv.is_end_stream() {
             let data = std::future::poll_fn(|cx| recv.poll_data(cx));
             match before(ctx, data, timer.as_mut(), timer_ns, deadline_ns).await {
                 Some(None) => break,
                 Some(Some(Ok(chunk))) => {
-                    let _ = recv.flow_control().release_capacity(chunk.len());
+                    // A closed stream's unreleased data is released by h2 when the stream is
+                    // dropped (`release_closed_capacity`): only an open one's is released here.
+                    if !recv.is_end_stream() {
+                        let _ = recv.flow_control().release_capacity(chunk.len());
+                    }
                     if wants {
                         hooks.sink().body(&chunk);
                     }
