@@ -15,6 +15,11 @@
 #   SKIP_BUILD=1    do not run `cargo build --release`
 #   SKIP_STRACE=1   skip the strace runs (syscalls/req column shows "-")
 #   NGINX_CPU / GEN_CPU   override the cores used (default: first two allowed)
+#   H2=1            only the HTTP/2 pairing: nginx also listens with http2 (h2c) on the next
+#                   free port, and REPEAT rounds (order alternating) run loadgen --http2 -t1
+#                   -c10 --streams 10 -R$RATE against h2load -t1 -c10 -m10 --rps=$RATE/10 (its
+#                   --rps is per client), then both closed loop; CPU per request and req/s
+#                   each, and the medians' ratios (needs h2load: nghttp2-client)
 #   LUA_ONLY=1      only the Lua-overhead runs: loadgen -R$RATE with and without the
 #                   scripts in scripts/bench/, and wrk with the same scripts
 #   REPEAT=1        run the whole set this many times, round-robin (so slow drift of the
@@ -186,6 +191,16 @@ if port_in_use "$PORT"; then
 fi
 URL="http://$HOST:$PORT/index.html"
 
+# H2=1: a second server, h2c with prior knowledge, on the next free port.
+H2_SERVER=""
+if [[ "${H2:-0}" == 1 ]]; then
+    command -v h2load >/dev/null 2>&1 || die "H2=1 needs h2load (Debian: nghttp2-client)"
+    H2_PORT=$((PORT + 1))
+    while port_in_use "$H2_PORT"; do H2_PORT=$((H2_PORT + 1)); done
+    H2_URL="http://$HOST:$H2_PORT/index.html"
+    H2_SERVER="    server { listen $HOST:$H2_PORT http2; root $WORK/html; location / { index index.html; } }"
+fi
+
 # Exactly 600 bytes of HTML.
 head_html='<!DOCTYPE html><html><head><title>bench</title></head><body><p>'
 tail_html=$'</p></body></html>\n'
@@ -221,6 +236,7 @@ http {
     uwsgi_temp_path $WORK/tmp/uwsgi;
     scgi_temp_path $WORK/tmp/scgi;
 
+$H2_SERVER
     server {
         listen $HOST:$PORT;
         server_name localhost;
@@ -254,6 +270,58 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 http_check || die "nginx did not answer on $URL"
+
+# --------------------------------------------------------------------------
+# H2=1: the HTTP/2 pairing alone
+# --------------------------------------------------------------------------
+# h2_run <name> <cmd...>: one run under /usr/bin/time; appends "name cpu_us_per_req req_per_s".
+h2_run() {
+    local name=$1; shift
+    local tag=$RAW/${name}_$ROUND
+    log "run '$name': $*"
+    /usr/bin/time -f '%U %S' -o "$tag.time" taskset -c "$GEN_CPU" "$@" >"$tag.out" 2>&1 ||
+        warn "$name exited non-zero (see $tag.out)"
+    local n rps
+    if [[ "$1" == h2load ]]; then
+        n=$(grep -oP 'requests: \d+ total, \d+ started, \K\d+(?= done)' "$tag.out" || echo 0)
+        rps=$(grep -oP 'finished in [0-9.]+s, \K[0-9.]+(?= req/s)' "$tag.out" || echo NA)
+    else
+        n=$(grep -oP '^ *\K\d+(?= requests in )' "$tag.out" || echo 0)
+        rps=$(grep -oP '^Requests/sec: *\K[0-9.]+' "$tag.out" || echo NA)
+    fi
+    awk -v name="$name" -v n="$n" -v rps="$rps" '{ printf "%s %s %s\n", name, (n > 0 ? ($1 + $2) * 1e6 / n : "NA"), rps }' \
+        "$tag.time" >>"$RAW/h2.rows"
+}
+if [[ "${H2:-0}" == 1 ]]; then
+    h2load -n 10 -c 1 "$H2_URL" 2>&1 | grep -q 'Application protocol: h2c' || die "nginx does not speak h2c on $H2_URL"
+    for ((ROUND = 1; ROUND <= REPEAT; ROUND++)); do
+        lg=(h2_run loadgen_open "$LOADGEN" --http2 -t1 -c10 --streams 10 -R"$RATE" -d"${DUR}s" "$H2_URL")
+        hl=(h2_run h2load_open h2load -t1 -c10 -m10 --rps=$((RATE / 10)) -D "$DUR" "$H2_URL")
+        if ((ROUND % 2)); then "${lg[@]}"; "${hl[@]}"; else "${hl[@]}"; "${lg[@]}"; fi
+        h2_run loadgen_max "$LOADGEN" --http2 -t1 -c10 --streams 10 -d"${DUR}s" "$H2_URL"
+        h2_run h2load_max h2load -t1 -c10 -m10 -D "$DUR" "$H2_URL"
+    done
+    echo
+    echo "## loadgen --http2 vs h2load — loopback, nginx h2c, 600 B static file"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M:%S UTC') · nproc $(nproc) · DUR=${DUR}s · REPEAT=$REPEAT (medians) · nginx core $NGINX_CPU, generator core $GEN_CPU · $H2_URL"
+    echo
+    echo "| run | CPU µs/req (median) | req/s (median) |"
+    echo "|---|---:|---:|"
+    med() { sort -g | awk '{ v[n++] = $1 } END { if (!n) print "NA"; else print (n % 2) ? v[int(n/2)] : (v[n/2-1] + v[n/2]) / 2 }'; }
+    declare -A H2_CPU H2_RPS
+    for name in loadgen_open h2load_open loadgen_max h2load_max; do
+        H2_CPU[$name]=$(awk -v n="$name" '$1 == n && $2 != "NA" { print $2 }' "$RAW/h2.rows" | med)
+        H2_RPS[$name]=$(awk -v n="$name" '$1 == n && $3 != "NA" { print $3 }' "$RAW/h2.rows" | med)
+        printf '| %s | %.2f | %.0f |\n' "$name" "${H2_CPU[$name]}" "${H2_RPS[$name]}"
+    done
+    echo
+    awk -v a="${H2_CPU[loadgen_open]}" -v b="${H2_CPU[h2load_open]}" -v c="${H2_RPS[loadgen_max]}" -v d="${H2_RPS[h2load_max]}" \
+        'BEGIN { printf "- CPU per request at -R%s, loadgen ÷ h2load: %.2f (target <= 1.0)\n- closed-loop req/s, loadgen ÷ h2load: %.2f (target >= 1.0)\n", "'"$RATE"'", a / b, c / d }'
+    echo
+    echo "Raw outputs: $WORK"
+    exit 0
+fi
 
 # --------------------------------------------------------------------------
 # Runs

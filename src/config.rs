@@ -233,7 +233,14 @@ impl PacingMode {
                 let p = Pacing::auto(r, c.threads, c.connections, c.tick);
                 if p == Pacing::Coarse {
                     let per_thread = r * busiest_share(c.threads, c.connections);
-                    let bounded = Duration::from_secs_f64(AUTO_MAX_BURST / per_thread);
+                    // HTTP/2: a burst of one connection's streams is one write and one read
+                    // (the plan's consecutive slots are one connection's streams).
+                    let burst = if c.http == HttpVersion::Http2 {
+                        AUTO_MAX_BURST.max(c.streams as f64)
+                    } else {
+                        AUTO_MAX_BURST
+                    };
+                    let bounded = Duration::from_secs_f64(burst / per_thread);
                     c.tick = bounded.clamp(AUTO_MIN_TICK, c.tick);
                 }
                 p
@@ -409,6 +416,17 @@ mod tests {
         let ticked = PacingMode::Auto { tick: true };
         assert_eq!(at(20_000.0, 1, 50, ticked), (Pacing::Coarse, 750, Some(15)));
         assert_eq!(at(100.0, 1, 1, auto).2, None);
+        // HTTP/2: a tick carries up to one connection's streams (10 here, 500 µs at 20000).
+        let h2 = |rate: f64, streams: usize| {
+            let mut c = Config::new(Target::parse("http://127.0.0.1:1/").unwrap());
+            c.rate = Some(crate::schedule::RateProfile::Constant(rate));
+            (c.threads, c.connections, c.http, c.streams) = (1, 10, HttpVersion::Http2, streams);
+            auto.apply(&mut c);
+            (c.pacing, c.tick.as_micros() as u64, c.coarse_burst())
+        };
+        assert_eq!(h2(20_000.0, 10), (Pacing::Coarse, 500, Some(10)));
+        assert_eq!(h2(20_000.0, 2), (Pacing::Coarse, 300, Some(6)));
+        assert_eq!(h2(20_000.0, 100), (Pacing::Coarse, 750, Some(15)));
     }
 
     #[test]

@@ -681,7 +681,8 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         let mut tasks = Vec::with_capacity(conns.len() * a.config.streams);
         // Each slot (an HTTP/1.1 connection, or a stream slot of an HTTP/2 connection) follows
         // its own plan: the rate is spread over connections x streams, stream `st` of
-        // connection `i` taking slot `st * connections + i` of the plan.
+        // connection `i` taking slot `i * streams + st` of the plan, so that requests due
+        // together (in one tick) are mostly on one connection and share its writes and reads.
         let slots = a.config.connections * a.config.streams.max(1);
         let plan_of = |slot: usize| {
             a.config
@@ -719,7 +720,7 @@ fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         }
         for (&i, (hc, link)) in conns.iter().zip(h2conns) {
             for st in 0..a.config.streams {
-                let slot = st * a.config.connections + i;
+                let slot = i * a.config.streams + st;
                 spawn!(H2Slot::new(hc.clone()), plan_of(slot), link.clone(), i + 1);
             }
         }

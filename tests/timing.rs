@@ -205,3 +205,44 @@ fn tls_connections_record_connect_and_handshake() {
     assert_eq!(count(&doc, "tls_handshaking"), 3);
     phases_add_up(&doc);
 }
+
+/// Over HTTP/2 (h2c, several streams a connection) the breakdown holds the same: the time to
+/// first byte is the server's 20 ms delay (median within 5%), and per request sending +
+/// waiting + receiving is its uncorrected latency. h2 writes frames on its own task, so
+/// sending ends when the request is handed over (docs/timing.md); the sum is exact either way.
+#[test]
+fn waiting_is_the_servers_delay_over_h2c() {
+    let s = serve_alone(&["--delay", "20ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path().join("r.json");
+    let out = run(
+        &[
+            "--http2",
+            "--streams",
+            "4",
+            "-t1",
+            "-c2",
+            "-d3s",
+            "-R100",
+            "--timing",
+            "--json",
+            r.to_str().unwrap(),
+            &s.url,
+        ],
+        LIMIT,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains("h2c"), "{text}");
+    let doc = read_json(&r);
+    assert_eq!(doc["errors"]["total"], 0, "{text}");
+    let p50 = doc["timing"]["waiting"]["p50"].as_f64().unwrap();
+    assert!(
+        (19_000.0..=21_000.0).contains(&p50),
+        "waiting p50 {p50} µs against a 20 ms delay\n{text}"
+    );
+    phases_add_up(&doc);
+    // One connect per connection, all opened before the run.
+    assert_eq!(count(&doc, "connecting"), 2, "{text}");
+    assert!(text.contains("    waiting."), "{text}");
+}

@@ -5,7 +5,8 @@
 //! `Connection`), spawned on the thread's `LocalSet`.
 //!
 //! - **Flow control.** Both windows are 2^30 − 1 (as h2load's), so a response never waits for
-//!   a WINDOW_UPDATE; received data is released as it is read.
+//!   a WINDOW_UPDATE; received data is released as it is read (a stream's last chunk by h2
+//!   itself, when the ended stream is dropped).
 //! - **Streams.** A server whose SETTINGS_MAX_CONCURRENT_STREAMS is below `--streams` clamps
 //!   them: the slots beyond it wait in h2's queue for a free stream (their waits count in
 //!   their corrected latencies), and the lowest such setting is reported
@@ -15,12 +16,13 @@
 //!   and a stream above a GOAWAY's last stream id, were not processed and are sent again once
 //!   (RFC 9113 §8.7); a GOAWAY, or any other connection error, ends the connection, and the
 //!   next request opens a new one.
-//! - **Times.** A request is sent when it is handed to the connection (headers, and body if
-//!   any, queued at once: `sent` is both its first and last byte handed over); its first
-//!   response byte is when its response head is seen, its last when its body's end is. The
-//!   response is complete at the kernel's receive time of the latest read of its connection
-//!   (`rxtime`), clamped between its send and now: the connection task may have read later
-//!   frames since, so this errs late, never early.
+//! - **Times.** A request is sent when it is handed to the connection; h2 gives no signal of
+//!   its frames' write, so its sending ends when the handing over (waiting for a stream, the
+//!   headers and body queued) returns. Its first response byte is the kernel's receive time
+//!   (`rxtime`) of the connection's latest read when its response head is seen, its last that
+//!   of the latest read when its body's end is seen, each clamped between the previous phase's
+//!   end and now: the connection task may have read later frames since, so these err late,
+//!   never early.
 //! - **Bytes** counted are the connection's socket bytes (frames included).
 
 use std::cell::{Cell, RefCell};
@@ -428,7 +430,13 @@ impl<C: Connector> Exchange for H2Slot<C> {
             // A failure shows in the response.
             let _ = tx.send_data(b, true);
         }
+        // h2 says nothing of when its frames are written: sending ends when the request (and
+        // its body) has been handed over, that is, when these calls return.
+        let wrote = ctx.now();
         let res = before(ctx, response, timer.as_mut(), timer_ns, deadline_ns).await;
+        // The head's arrival: the kernel receive time of the connection's latest read, which
+        // brought it (or a later frame: errs late).
+        let head_rx = conn.rx.get();
         let res = match res {
             Some(Ok(r)) => r,
             Some(Err(e)) => {
@@ -467,12 +475,18 @@ impl<C: Connector> Exchange for H2Slot<C> {
                 .collect();
             hooks.sink().head(status, &fields);
         }
-        loop {
+        // The body, until its end: seen with its last chunk (END_STREAM on the frame), so that
+        // the stream is not polled once more for it.
+        while !recv.is_end_stream() {
             let data = std::future::poll_fn(|cx| recv.poll_data(cx));
             match before(ctx, data, timer.as_mut(), timer_ns, deadline_ns).await {
                 Some(None) => break,
                 Some(Some(Ok(chunk))) => {
-                    let _ = recv.flow_control().release_capacity(chunk.len());
+                    // A closed stream's unreleased data is released by h2 when the stream is
+                    // dropped (`release_closed_capacity`): only an open one's is released here.
+                    if !recv.is_end_stream() {
+                        let _ = recv.flow_control().release_capacity(chunk.len());
+                    }
                     if wants {
                         hooks.sink().body(&chunk);
                     }
@@ -490,18 +504,20 @@ impl<C: Connector> Exchange for H2Slot<C> {
         }
         let now_abs = mono_ns();
         let now = now_abs.saturating_sub(ctx.t0);
-        let done = match conn
-            .rx
-            .get()
-            .and_then(|at| rxtime::to_monotonic(at, now_abs))
-        {
-            Some(at) if at.saturating_sub(ctx.t0) >= sent => at.saturating_sub(ctx.t0).min(now),
-            _ => now,
+        let arrived = |rx: Option<u64>| {
+            let at = rxtime::to_monotonic(rx?, now_abs)?.saturating_sub(ctx.t0);
+            (at >= sent).then_some(at.min(now))
         };
+        let done = arrived(conn.rx.get()).unwrap_or(now);
         times.done = done;
-        ctx.stats
-            .borrow_mut()
-            .record(intended, free, sent, done, status);
+        // The breakdown, each phase kept within its neighbours so that they add up to the
+        // uncorrected latency.
+        let wrote = wrote.clamp(sent, done);
+        let first = arrived(head_rx).unwrap_or(done).clamp(wrote, done);
+        let mut stats = ctx.stats.borrow_mut();
+        stats.record(intended, free, sent, done, status);
+        stats.record_phases(wrote - sent, first - wrote, done - first);
+        drop(stats);
         out.left = 0;
         if hooks.response().is_err() {
             return (Next::Stop, 1);
