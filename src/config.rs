@@ -163,9 +163,10 @@ pub const AUTO_COARSE_REQUESTS_PER_TICK: f64 = 4.0;
 /// queues them; a fixed 750 µs tick at 20000 req/s a thread released 15 at once, and the
 /// server's median latency under that load read several times its warm latency. Each tick
 /// costs one wake-up, so the bound trades the server's queueing against the generator's CPU:
-/// at 4 a tick the wake-ups cost more CPU per request than wrk2 spends, at 6 the median stays
-/// at the warm server's latency and the CPU under wrk2's (docs/performance.md has the curve).
-pub const AUTO_MAX_BURST: f64 = 6.0;
+/// at 4 or 6 a tick the wake-ups cost about as much CPU per request as wrk2 spends or more;
+/// at 10 the CPU stayed under wrk2's and the median at the warm server's latency, on a quiet
+/// host and a busy one (docs/performance.md has the curve).
+pub const AUTO_MAX_BURST: f64 = 10.0;
 
 /// The shortest tick `--pacing auto` chooses (also `--tick`'s lower limit): past the rate at
 /// which it carries [`AUTO_MAX_BURST`] requests, bursts grow again rather than the wake-ups.
@@ -240,7 +241,8 @@ impl PacingMode {
                     } else {
                         AUTO_MAX_BURST
                     };
-                    let bounded = Duration::from_secs_f64(burst / per_thread);
+                    // Rounded down, so that the tick never holds more than `burst` slots.
+                    let bounded = Duration::from_nanos((burst / per_thread * 1e9).floor() as u64);
                     c.tick = bounded.clamp(AUTO_MIN_TICK, c.tick);
                 }
                 p
@@ -370,7 +372,7 @@ impl Config {
         let r = self.peak_rate()?;
         (self.pacing == Pacing::Coarse).then(|| {
             let n = r * busiest_share(self.threads, self.connections) * self.tick.as_secs_f64();
-            (n - 1e-9).ceil().max(1.0) as u64
+            (n - 1e-6).ceil().max(1.0) as u64
         })
     }
 
@@ -403,20 +405,20 @@ mod tests {
         };
         let auto = PacingMode::Auto { tick: false };
         assert_eq!(at(5000.0, 1, 50, auto).0, Pacing::Precise);
-        // From the switch (4 a tick) to 8000 req/s the tick stays 750 µs, then shortens.
+        // From the switch (4 a tick) to 13334 req/s the tick stays 750 µs, then shortens.
         assert_eq!(at(5334.0, 1, 50, auto), (Pacing::Coarse, 750, Some(5)));
-        assert_eq!(at(8000.0, 1, 50, auto), (Pacing::Coarse, 750, Some(6)));
-        assert_eq!(at(20_000.0, 1, 50, auto), (Pacing::Coarse, 300, Some(6)));
+        assert_eq!(at(13_334.0, 1, 50, auto), (Pacing::Coarse, 749, Some(10)));
+        assert_eq!(at(20_000.0, 1, 50, auto), (Pacing::Coarse, 500, Some(10)));
         // Two threads, 3 connections: the busiest has 2 of them, 2/3 of the rate.
-        assert_eq!(at(30_000.0, 2, 3, auto), (Pacing::Coarse, 300, Some(6)));
-        // Past 60000 req/s a thread the tick stays at 100 µs and the burst grows.
-        assert_eq!(at(100_000.0, 1, 50, auto), (Pacing::Coarse, 100, Some(10)));
+        assert_eq!(at(30_000.0, 2, 3, auto), (Pacing::Coarse, 500, Some(10)));
+        // Past 100000 req/s a thread the tick stays at 100 µs and the burst grows.
+        assert_eq!(at(200_000.0, 1, 50, auto), (Pacing::Coarse, 100, Some(20)));
         let coarse = PacingMode::Fixed(Pacing::Coarse);
         assert_eq!(at(20_000.0, 1, 50, coarse), (Pacing::Coarse, 750, Some(15)));
         let ticked = PacingMode::Auto { tick: true };
         assert_eq!(at(20_000.0, 1, 50, ticked), (Pacing::Coarse, 750, Some(15)));
         assert_eq!(at(100.0, 1, 1, auto).2, None);
-        // HTTP/2: a tick carries up to one connection's streams (10 here, 500 µs at 20000).
+        // HTTP/2: a tick carries up to one connection's streams, or the bound if more.
         let h2 = |rate: f64, streams: usize| {
             let mut c = Config::new(Target::parse("http://127.0.0.1:1/").unwrap());
             c.rate = Some(crate::schedule::RateProfile::Constant(rate));
@@ -425,7 +427,8 @@ mod tests {
             (c.pacing, c.tick.as_micros() as u64, c.coarse_burst())
         };
         assert_eq!(h2(20_000.0, 10), (Pacing::Coarse, 500, Some(10)));
-        assert_eq!(h2(20_000.0, 2), (Pacing::Coarse, 300, Some(6)));
+        assert_eq!(h2(20_000.0, 2), (Pacing::Coarse, 500, Some(10)));
+        assert_eq!(h2(20_000.0, 14), (Pacing::Coarse, 700, Some(14)));
         assert_eq!(h2(20_000.0, 100), (Pacing::Coarse, 750, Some(15)));
     }
 

@@ -502,7 +502,7 @@ fn auto_pacing_picks_coarse_at_high_thread_rates_and_says_so() {
     );
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
-    // 8000 req/s on one thread: 6 requests in each 750 µs tick, the most auto lets one carry.
+    // 8000 req/s on one thread: 6 requests in each 750 µs tick (auto shortens it past 10).
     assert!(
         text.contains("coarse pacing, 750.00us tick: up to 6 requests left together)"),
         "{text}"

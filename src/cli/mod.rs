@@ -188,7 +188,7 @@ pub struct LoadArgs {
     /// coarse (the thread wakes once per --tick: a quarter of the CPU; requests leave in
     /// per-tick batches, up to a tick early, timed from their actual send), or auto: coarse
     /// when a thread's share of -R puts 4 or more requests in each 750us tick (5334 req/s a
-    /// thread), with the tick shortened so that no tick sends more than 6 together (down to
+    /// thread), with the tick shortened so that no tick sends more than 10 together (down to
     /// 100us), else precise
     #[arg(long = "pacing", value_name = "MODE", default_value = "auto", value_parser = ["auto", "precise", "coarse"])]
     pub pacing: String,
