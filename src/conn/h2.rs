@@ -256,6 +256,13 @@ impl<C> H2Slot<C> {
     }
 }
 
+/// What a failed exchange returns: a request to send again keeps its slot of the plan (0
+/// used, as `Exchange::exchange` requires), any other failure used its slot.
+fn failed_slots(next: Next) -> (Next, u64) {
+    let used = if matches!(next, Next::Resend) { 0 } else { 1 };
+    (next, used)
+}
+
 /// How a request's stream failed, and so what the slot does next.
 #[cold]
 fn failed<C: Connector>(
@@ -399,7 +406,7 @@ impl<C: Connector> Exchange for H2Slot<C> {
                     *out = Out::NONE;
                     return (Next::Resend, 0);
                 }
-                return (failed(ctx, conn, link, e, slot, out), 1);
+                return failed_slots(failed(ctx, conn, link, e, slot, out));
             }
         };
         if let Some(b) = body {
@@ -417,7 +424,7 @@ impl<C: Connector> Exchange for H2Slot<C> {
             Some(Ok(r)) => r,
             Some(Err(e)) => {
                 times.done = ctx.now();
-                return (failed(ctx, conn, link, e, slot, out), 1);
+                return failed_slots(failed(ctx, conn, link, e, slot, out));
             }
             None => {
                 let now = ctx.now();
@@ -469,7 +476,7 @@ impl<C: Connector> Exchange for H2Slot<C> {
                 }
                 Some(Some(Err(e))) => {
                     times.done = ctx.now();
-                    return (failed(ctx, conn, link, e, slot, out), 1);
+                    return failed_slots(failed(ctx, conn, link, e, slot, out));
                 }
                 None => {
                     let now = ctx.now();

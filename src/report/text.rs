@@ -330,11 +330,14 @@ pub fn write_report(w: &mut impl Write, s: &Summary) -> io::Result<()> {
         )?;
     }
     if st.reconnects > 0 {
-        writeln!(
-            w,
-            "  Reconnects: {} (the server had closed idle keep-alive connections; their requests were sent again)",
-            st.reconnects
-        )?;
+        // Over HTTP/1.1 only a reused connection closed while idle is re-sent on; over HTTP/2
+        // also a stream the server refused or left unprocessed by a GOAWAY.
+        let why = if c.http == crate::config::HttpVersion::Http2 {
+            "the server had not processed them (a refused stream, a GOAWAY or a closed connection); they were sent again"
+        } else {
+            "the server had closed idle keep-alive connections; their requests were sent again"
+        };
+        writeln!(w, "  Reconnects: {} ({why})", st.reconnects)?;
     }
     // Rates are per second of the sending window: the drain period does not dilute them.
     let secs = s.rate_window().as_secs_f64();
