@@ -38,8 +38,9 @@ fn find_reports_the_capacity_of_a_server() {
     let json = dir.path().join("find.json");
     let json = json.to_str().unwrap();
     // A search whose steps a burst of the shared host's steal failed finds less than the
-    // server's capacity: such a search is repeated, once at most.
-    let (text, found) = crate::common::settle(2, || {
+    // server's capacity, or stops where the generator fell behind: such a search is
+    // repeated, twice at most.
+    let (text, found) = crate::common::settle(3, || {
         let t0 = Instant::now();
         let out = run(
             &[
@@ -60,9 +61,10 @@ fn find_reports_the_capacity_of_a_server() {
         );
         let text = stdout(&out);
         // Exit 1 is a search that stopped where the generator fell behind its plan (the
-        // host held it up): a run of the host, repeated like a missed range.
+        // host held it up), exit 3 one whose first short step (100 requests: p99 is the
+        // second slowest) a host stall failed: runs of the host, repeated like a missed range.
         assert!(
-            matches!(out.status.code(), Some(0 | 1)),
+            matches!(out.status.code(), Some(0 | 1 | 3)),
             "{text}{}",
             stderr(&out)
         );

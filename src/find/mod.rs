@@ -259,8 +259,17 @@ fn run_one(
     if let Some(e) = &run.summary.script_error {
         return Err(Error::Script(e.clone()));
     }
+    // The server may still be working on what the step left in flight (a closed-loop probe
+    // stops without awaiting its last responses; an overloaded step leaves a queue): the next
+    // step must not inherit that queue in its first latencies. Its slowest request bounds how
+    // long that work takes; the wait is at most [`STEP_PAUSE_MAX`].
+    let slowest = run.summary.stats.corrected.max();
+    std::thread::sleep(Duration::from_micros(slowest).min(STEP_PAUSE_MAX));
     Ok(RunResult::new(run.summary, slos.to_vec(), Vec::new()))
 }
+
+/// The longest pause between two steps (see [`run_one`]).
+const STEP_PAUSE_MAX: Duration = Duration::from_secs(1);
 
 /// `rate req/s (p99 X)`, from the last step that ran at `rate` with `verdict`.
 fn with_p99(steps: &[Step], rate: f64, verdict: Verdict) -> String {
