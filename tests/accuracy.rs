@@ -6,7 +6,7 @@
 //! build and prints the error of every percentile.
 
 use crate::check;
-use crate::common::{parse, run, serve_alone, settle, stdout, Report};
+use crate::common::{parse, run, serve_alone, settle, stdout, Report, TRIES};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -94,7 +94,7 @@ fn constant_service_time() {
 /// each request's arrival in the socket, so a late wake-up for the request is not added either.
 #[test]
 fn spin_makes_the_server_deliver_its_delay_on_time() {
-    settle(3, || {
+    settle(TRIES, || {
         let s = serve_alone(&["--delay", "2ms", "--spin", "500us"]);
         let (r, text) = measure(&["-t1", "-c2", "-d1s", "-R100"], &s.url);
         assert!(r.requests >= 80, "{text}");
@@ -120,7 +120,7 @@ fn spin_makes_the_server_deliver_its_delay_on_time() {
 /// drains back to back, adding about one base latency per queued request: a few ms at most.
 #[test]
 fn periodic_stalls() {
-    settle(3, || {
+    settle(TRIES, || {
         let s = serve_alone(&[
             "--stall-at",
             "400ms",
@@ -154,7 +154,7 @@ fn periodic_stalls() {
 /// distribution would rightly show more than 10% slow.
 #[test]
 fn bimodal_slow_share() {
-    settle(3, || {
+    settle(TRIES, || {
         let s = serve_alone(&["--slow-share", "0.1", "--slow-delay", "20ms"]);
         let (r, text) = measure(&["-t1", "-c50", "-d2s", "-R500"], &s.url);
         let (p50, p75) = (ms(r.p(50.0)), ms(r.p(75.0)));
@@ -212,7 +212,7 @@ fn bimodal_slow_share() {
 /// (the server could not take them as planned) and within 5% of the capacity.
 #[test]
 fn server_slower_than_offered_rate() {
-    settle(3, || {
+    settle(TRIES, || {
         let s = serve_alone(&["--capacity", "400"]);
         let (r, text) = measure(&["-t1", "-c50", "-d2s", "-R500"], &s.url);
         let (d, rate, cap) = (2.0, 500.0, 400.0);
@@ -249,7 +249,7 @@ fn server_slower_than_offered_rate() {
 /// a healthy run.
 #[test]
 fn stall_past_the_end_is_recorded_as_lower_bounds() {
-    settle(3, || {
+    settle(TRIES, || {
         let s = serve_alone(&["--stall-at", "1s", "--stall-for", "30s"]);
         let (r, text) = measure(
             &["-t1", "-c10", "-d2s", "-R100", "--timeout", "1500ms"],

@@ -138,6 +138,10 @@ pub fn serve_alone(knobs: &[&str]) -> Server {
     serve(knobs)
 }
 
+/// How many runs a timing test gets ([`settle`]): a burst of the host's steal can last several
+/// seconds and spoil a few short runs in a row, while a real fault fails them all.
+pub const TRIES: usize = 5;
+
 /// Runs a timing `attempt` up to `tries` times and returns the first that passes; panics with
 /// every attempt's complaint when none does. CI's two cores are shared with other machines,
 /// and a burst of the host's steal (tens of ms with no CPU) moves a percentile or a per-second

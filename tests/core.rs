@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::check;
 use crate::common::{
     dead_port, parse, run, run_signalled, serve, serve_alone, settle, stderr, stdout,
-    unfinished_noted,
+    unfinished_noted, TRIES,
 };
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -260,7 +260,7 @@ fn coordinated_omission_is_corrected_with_coarse_pacing() {
 }
 
 fn coordinated_omission_check(pacing: &str) {
-    settle(3, || {
+    settle(TRIES, || {
         let s = serve_alone(&["--stall-at", "1500ms", "--stall-for", "500ms"]);
         let out = run(
             &[
@@ -477,7 +477,7 @@ fn too_few_open_files_for_the_connections_is_one_line() {
 #[test]
 fn precise_pacing_keeps_send_lag_small() {
     let s = serve_alone(&[]);
-    settle(3, || {
+    settle(TRIES, || {
         let out = run(&["-t1", "-c4", "-d2s", "-R400", "--latency", &s.url], LIMIT);
         let text = stdout(&out);
         assert!(out.status.success(), "{text}");
@@ -535,7 +535,7 @@ fn coarse_run(knobs: &[&str], args: &[&str]) -> (crate::common::Report, String) 
 /// time). One request per millisecond: no bursts.
 #[test]
 fn coarse_pacing_holds_the_rate_without_counting_timer_slack() {
-    settle(3, || {
+    settle(TRIES, || {
         let (r, text) = coarse_run(&["--delay", "2ms"], &["-c10", "-R1000"]);
         check!((r.rps - 1000.0).abs() < 30.0, "{text}");
         let p50 = r.p(50.0);
@@ -550,7 +550,7 @@ fn coarse_pacing_holds_the_rate_without_counting_timer_slack() {
 /// the connection at 1000 requests/s).
 #[test]
 fn coarse_pacing_keeps_up_with_a_fast_connection() {
-    settle(3, || {
+    settle(TRIES, || {
         let (r, text) = coarse_run(&[], &["-c1", "-R1500", "--tick", "1ms"]);
         check!((r.rps - 1500.0).abs() < 45.0, "{text}");
         Ok(())

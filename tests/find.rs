@@ -39,8 +39,8 @@ fn find_reports_the_capacity_of_a_server() {
     let json = json.to_str().unwrap();
     // A search whose steps a burst of the shared host's steal failed finds less than the
     // server's capacity, or stops where the generator fell behind: such a search is
-    // repeated, twice at most.
-    let (text, found) = crate::common::settle(3, || {
+    // repeated, three times at most.
+    let (text, found) = crate::common::settle(4, || {
         let t0 = Instant::now();
         let out = run(
             &[

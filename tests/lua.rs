@@ -593,7 +593,9 @@ fn busy_generator_does_not_add_to_tls_latency_either() {
 }
 
 fn busy_generator_check(knobs: &[&str], flags: &[&str]) {
-    crate::common::settle(3, || busy_generator_attempt(knobs, flags));
+    crate::common::settle(crate::common::TRIES, || {
+        busy_generator_attempt(knobs, flags)
+    });
 }
 
 /// One run of [`busy_generator_check`]; `Err` when the maximum latency shows the stall.

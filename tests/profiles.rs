@@ -51,7 +51,7 @@ fn seconds_follow_the_plan(doc: &serde_json::Value, share: f64) -> Result<(), St
 fn a_ramp_sends_its_integral_second_by_second() {
     // Its assertions are about timing (counts per second, send lag): no other load beside it.
     let s = serve_alone(&[]);
-    let (out, doc) = settle(3, || {
+    let (out, doc) = settle(TRIES, || {
         let (out, doc) = run_json(&[
             "-t1",
             "-c20",
@@ -89,7 +89,7 @@ fn a_ramp_sends_its_integral_second_by_second() {
 #[test]
 fn a_step_load_steps() {
     let s = serve_alone(&[]);
-    let (out, doc) = settle(3, || {
+    let (out, doc) = settle(TRIES, || {
         let (out, doc) = run_json(&["-t1", "-c10", "--step", "200+200/1s..600", &s.url]);
         seconds_follow_the_plan(&doc, 0.05)?;
         Ok((out, doc))
@@ -190,7 +190,7 @@ fn poisson_arrivals_make_an_m_d_1_queue() {
             served_mean_ms(&s.stop()),
         )
     };
-    let (poisson, uniform) = settle(3, || {
+    let (poisson, uniform) = settle(TRIES, || {
         let (p, p_up, p_srv) = measure("poisson");
         let (u, u_up, u_srv) = measure("uniform");
         let all = format!(

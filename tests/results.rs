@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{
-    bin, dead_port, parse, run, run_signalled, serve, serve_alone, settle, stderr, stdout,
+    bin, dead_port, parse, run, run_signalled, serve, serve_alone, settle, stderr, stdout, TRIES,
 };
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -719,13 +719,13 @@ fn finish(c: std::process::Child) -> Output {
 /// server keeps scheduling noise small against the latency, and the test runs alone (no other
 /// load test beside it). The comparison is between separate runs, so a burst of the shared
 /// host's steal in one of them (an 80 ms pause is the p99 of a 2 s run) can move it: such a
-/// trio is repeated, twice at most. What the merge itself computes is checked exactly on every
+/// trio is repeated ([`TRIES`](crate::common::TRIES) runs in all). What the merge itself computes is checked exactly on every
 /// trio: counts add up, and each merged percentile lies between the inputs' (the merged
 /// distribution is their mixture).
 #[test]
 fn two_processes_at_half_rate_merge_like_one_at_full_rate() {
     let s = serve_alone(&["--delay", "50ms"]);
-    settle(3, || {
+    settle(TRIES, || {
         let dir = tempfile::tempdir().unwrap();
         let (a, b, one) = (
             dir.path().join("a.json"),
