@@ -30,10 +30,12 @@ fn documented_fields() -> Vec<String> {
 
 #[test]
 fn find_reports_the_capacity_of_a_server() {
-    // 1000 req/s: within what the tests' unoptimised generator and server, sharing CI's two
-    // cores, hold, so that the server and not the generator is the limit found.
-    let n = 1000.0;
-    let s = serve_alone(&["--capacity", "1000"]);
+    // 400 req/s: the climb's overload step (twice the capacity) stays well within what the
+    // tests' unoptimised generator and server, sharing CI's two cores, hold, so that the
+    // server and not the generator is the limit found (at 1000 the 800 req/s steps already
+    // read generator lag of 10 ms and more on a busy host).
+    let n = 400.0;
+    let s = serve_alone(&["--capacity", "400"]);
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("find.json");
     let json = json.to_str().unwrap();
@@ -61,8 +63,8 @@ fn find_reports_the_capacity_of_a_server() {
         );
         let text = stdout(&out);
         // Exit 1 is a search that stopped where the generator fell behind its plan (the
-        // host held it up), exit 3 one whose first short step (100 requests: p99 is the
-        // second slowest) a host stall failed: runs of the host, repeated like a missed range.
+        // host held it up), exit 3 one whose first short step (40 requests: p99 is the
+        // slowest) a host stall failed: runs of the host, repeated like a missed range.
         assert!(
             matches!(out.status.code(), Some(0 | 1 | 3)),
             "{text}{}",
