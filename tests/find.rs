@@ -30,6 +30,10 @@ fn documented_fields() -> Vec<String> {
 
 #[test]
 fn find_reports_the_capacity_of_a_server() {
+    // The threshold p99 <= 50 ms: a failing step's latency is then the server's queue by a
+    // wide margin over the generator's own lag (the lag must reach a quarter of the p99 to
+    // make a step invalid). A rate r over the capacity C still passes a step of D = 1 s while
+    // the queue it builds, (r − C)·D/C, stays under 50 ms: up to 1.05·C, hence the range.
     // 400 req/s: the climb's overload step (twice the capacity) stays well within what the
     // tests' unoptimised generator and server, sharing CI's two cores, hold, so that the
     // server and not the generator is the limit found (at 1000 the 800 req/s steps already
@@ -54,7 +58,7 @@ fn find_reports_the_capacity_of_a_server() {
                 "--confirm",
                 "2s",
                 "--slo",
-                "p99<=20ms",
+                "p99<=50ms",
                 "--json",
                 json,
                 &s.url,
@@ -74,7 +78,7 @@ fn find_reports_the_capacity_of_a_server() {
         assert!(t0.elapsed() < Duration::from_secs(40), "{:?}", t0.elapsed());
         let found = rate_after(&text, "Highest rate meeting every threshold: ").expect(&text);
         crate::check!(
-            (0.90 * n..=1.05 * n).contains(&found),
+            (0.90 * n..=1.10 * n).contains(&found),
             "found {found} req/s for capacity {n}:\n{text}"
         );
         Ok((text, found))
