@@ -6,7 +6,7 @@
 //! build and prints the error of every percentile.
 
 use crate::check;
-use crate::common::{parse, run, serve_alone, settle, stdout, Report, TRIES};
+use crate::common::{delivered, parse, run, serve_alone, settle, stdout, Report, TRIES};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -28,17 +28,6 @@ fn measure(args: &[&str], url: &str) -> (Report, String) {
 
 fn ms(us: f64) -> f64 {
     us / 1e3
-}
-
-/// Percentile `p` (e.g. `"p99"`), in ms, from the summary `loadgen serve` prints when it stops:
-/// `served N responses; service time p50 5.13ms, p90 …, max …`.
-fn delivered(summary: &str, p: &str) -> f64 {
-    summary
-        .split(&format!(" {p} "))
-        .nth(1)
-        .and_then(|t| t.split(',').next())
-        .map(|v| ms(crate::common::time_us(v.trim())))
-        .unwrap_or_else(|| panic!("no {p} in {summary:?}"))
 }
 
 /// Constant service time: every response takes `--delay 5ms`. Truth: every request's latency is

@@ -170,15 +170,15 @@ macro_rules! check {
     };
 }
 
-/// The mean service time, in ms, from the line `loadgen serve` prints when it stops:
-/// `served N responses; service time mean 3.02ms, p50 …`.
-pub fn served_mean_ms(summary: &str) -> f64 {
+/// A figure `stat` (`"mean"`, `"p50"`, `"p99"`…), in ms, from the summary `loadgen serve`
+/// prints when it stops: `served N responses; service time mean 3.02ms, p50 5.13ms, …`.
+pub fn delivered(summary: &str, stat: &str) -> f64 {
     summary
-        .split(" mean ")
+        .split(&format!(" {stat} "))
         .nth(1)
         .and_then(|t| t.split(',').next())
         .map(|v| time_us(v.trim()) / 1e3)
-        .unwrap_or_else(|| panic!("no mean in {summary:?}"))
+        .unwrap_or_else(|| panic!("no {stat} in {summary:?}"))
 }
 
 /// A loopback port with nothing listening on it.

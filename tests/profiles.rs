@@ -187,7 +187,7 @@ fn poisson_arrivals_make_an_m_d_1_queue() {
         (
             mean("corrected"),
             mean("uncorrected"),
-            served_mean_ms(&s.stop()),
+            delivered(&s.stop(), "mean"),
         )
     };
     let (poisson, uniform) = settle(TRIES, || {
