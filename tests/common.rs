@@ -53,8 +53,11 @@ pub fn shared() {
     });
 }
 
-/// Path of the binary under test.
+/// Path of the binary under test. Whoever runs it takes the load lock shared (see
+/// [`shared`]): a loadgen process under a test is load, even against a server of the test's
+/// own, and must not run beside a timing test.
 pub fn bin() -> &'static str {
+    shared();
     env!("CARGO_BIN_EXE_loadgen")
 }
 
@@ -147,12 +150,18 @@ pub const TRIES: usize = 5;
 /// and a burst of the host's steal (tens of ms with no CPU) moves a percentile or a per-second
 /// count of one run; such a burst rarely hits three runs in a row, while a real fault fails
 /// them all. Only the assertions about timing go inside the attempt; the rest are asserted once.
+///
+/// After a failed attempt it pauses 1 s, then 2, 4, at most 8 s (the lock stays held): a spell
+/// of steal lasts seconds to minutes, and the next attempt should not be spent inside it.
 pub fn settle<T>(tries: usize, mut attempt: impl FnMut() -> Result<T, String>) -> T {
     let mut seen = Vec::new();
-    for _ in 0..tries {
+    for i in 0..tries {
         match attempt() {
             Ok(v) => return v,
             Err(e) => seen.push(e),
+        }
+        if i + 1 < tries {
+            std::thread::sleep(Duration::from_secs(1 << i.min(3)));
         }
     }
     panic!("{} attempts failed:\n{}", tries, seen.join("\n---\n"))
