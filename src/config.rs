@@ -265,6 +265,9 @@ pub struct Config {
     /// Open-loop rate (`-R`, or a profile: `--stages`, `--step`); `None` means closed loop at
     /// maximum throughput (wrk's mode).
     pub rate: Option<RateProfile>,
+    /// Closed loop only: the connections in use over time (`--conn-stages`); `None`: all
+    /// `connections`, all the run.
+    pub conn_profile: Option<crate::conn_profile::ConnProfile>,
     /// How requests arrive within the rate (`--arrivals`, `--seed`).
     pub arrivals: crate::schedule::Arrivals,
     /// How connections wait for their planned send times (`--pacing`, with `auto` resolved).
@@ -337,6 +340,7 @@ impl Config {
             connections: 10,
             duration: Duration::from_secs(10),
             rate: None,
+            conn_profile: None,
             arrivals: crate::schedule::Arrivals::Uniform,
             pacing: Pacing::Precise,
             tick: Duration::from_nanos(crate::pacer::DEFAULT_TICK_NS),
@@ -365,7 +369,6 @@ impl Config {
         })
     }
 
-    /// The highest planned rate, req/s, when open loop (a constant rate's own).
     /// With coarse pacing, the most requests one tick releases together on the busiest
     /// thread at the peak rate (what the server sees as one burst); `None` otherwise.
     pub fn coarse_burst(&self) -> Option<u64> {
@@ -376,6 +379,7 @@ impl Config {
         })
     }
 
+    /// The highest planned rate, req/s, when open loop (a constant rate's own).
     pub fn peak_rate(&self) -> Option<f64> {
         self.rate.as_ref().map(RateProfile::peak)
     }

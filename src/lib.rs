@@ -12,6 +12,7 @@
 //! - [`units`]: parsing `10k`/`2s` and formatting times and sizes as wrk does.
 //! - [`schedule`]: pure pacing — the intended send time of every request, for a constant rate
 //!   or a profile (stages, steps), with uniform or seeded Poisson arrivals.
+//! - [`conn_profile`]: closed-loop ramps (`--conn-stages`): which connections are in use when.
 //! - [`pacer`]: the per-thread precise (timerfd) timer that waits for those times.
 //! - [`engine`]: threads, runtimes, start/stop, Ctrl-C, merge → a [`result::Summary`].
 //! - [`result`]: the result model every writer, threshold and `merge` reads.
@@ -42,6 +43,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod conn_profile;
 pub mod dashboard;
 pub mod engine;
 pub mod error;

@@ -17,8 +17,10 @@
 //!   followed by the counter masked with a per-server random value); the server keeps every
 //!   token it issued for its lifetime.
 //! - `GET /__stats` (no token needed) answers `200` with `Content-Type: application/json` and
-//!   `{"logins":N,"unauthorized":M}`: logins served and `401`s sent so far. The integration
-//!   tests read the counters here, since they run the server as a child process.
+//!   `{"logins":N,"unauthorized":M,"connections_open":K,"connections_accepted":A}`: logins
+//!   served and `401`s sent so far, connections open now (this one included) and accepted
+//!   so far. It answers without `--auth` too. The integration tests read the counters here,
+//!   since they run the server as a child process.
 //! - Every other request needs an issued token as `Authorization: Bearer <token>` or as the
 //!   `session` cookie (`Cookie: session=<token>`, possibly among others: `a=b; session=<token>`);
 //!   without one it gets `401` with `WWW-Authenticate: Bearer` and body `unauthorized`. An
@@ -171,20 +173,6 @@ impl Auth {
         r
     }
 
-    /// `GET /__stats`.
-    fn stats(&self) -> Response<Full<Bytes>> {
-        let mut r = Response::new(Full::new(Bytes::from(format!(
-            "{{\"logins\":{},\"unauthorized\":{}}}",
-            self.logins.load(Ordering::Relaxed),
-            self.unauthorized.load(Ordering::Relaxed)
-        ))));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        r
-    }
-
     /// Whether the request carries an issued token (bearer or `session` cookie).
     fn authorized(&self, headers: &HeaderMap) -> bool {
         let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner());
@@ -299,6 +287,10 @@ struct Shared {
     start_ns: u64,
     /// Requests served so far (for `slow`).
     served: AtomicU64,
+    /// Connections open now (`/__stats`).
+    open: AtomicU64,
+    /// Connections accepted so far (`/__stats`).
+    accepted: AtomicU64,
     /// With `capacity`: ns after `start` when the single server slot is next free.
     next_free: std::sync::Mutex<u64>,
     /// With `auth`: the login flow's state.
@@ -346,6 +338,26 @@ impl Shared {
         }
     }
 
+    /// `GET /__stats`: the login flow's counters (0 without `--auth`) and the connections'.
+    fn stats(&self) -> Response<Full<Bytes>> {
+        let (logins, unauthorized) = self.auth.as_ref().map_or((0, 0), |a| {
+            (
+                a.logins.load(Ordering::Relaxed),
+                a.unauthorized.load(Ordering::Relaxed),
+            )
+        });
+        let mut r = Response::new(Full::new(Bytes::from(format!(
+            "{{\"logins\":{logins},\"unauthorized\":{unauthorized},\"connections_open\":{},\"connections_accepted\":{}}}",
+            self.open.load(Ordering::Relaxed),
+            self.accepted.load(Ordering::Relaxed),
+        ))));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    }
+
     /// Routes one request (the login flow, when on) and applies `close_every`.
     /// `arrived`: when the request's bytes reached the socket (CLOCK_MONOTONIC ns, 0: unknown).
     async fn handle(
@@ -354,7 +366,9 @@ impl Shared {
         served_on_conn: u64,
         arrived: u64,
     ) -> Response<Full<Bytes>> {
+        let stats = req.method() == Method::GET && req.uri().path() == "/__stats";
         let mut r = match &self.auth {
+            _ if stats => self.stats(),
             None => {
                 drop(req);
                 self.respond(arrived).await
@@ -363,8 +377,6 @@ impl Shared {
                 let path = req.uri().path();
                 if req.method() == Method::POST && path == "/login" {
                     auth.login(req.into_body()).await
-                } else if req.method() == Method::GET && path == "/__stats" {
-                    auth.stats()
                 } else if auth.authorized(req.headers()) {
                     drop(req);
                     self.respond(arrived).await
@@ -470,6 +482,8 @@ pub async fn serve(
         start: Instant::now(),
         start_ns: crate::pacer::mono_ns(),
         served: AtomicU64::new(0),
+        open: AtomicU64::new(0),
+        accepted: AtomicU64::new(0),
         next_free: std::sync::Mutex::new(0),
         service: std::array::from_fn(|_| std::sync::Mutex::new(service_histogram())),
     });
@@ -496,7 +510,11 @@ pub async fn serve(
         let shared = shared.clone();
         let tls = tls.clone();
         let knobs = shared.knobs.clone();
+        shared.accepted.fetch_add(1, Ordering::Relaxed);
+        shared.open.fetch_add(1, Ordering::Relaxed);
+        let open = OpenGuard(shared.clone());
         tokio::spawn(async move {
+            let _open = open;
             let count = Arc::new(AtomicU64::new(0));
             // When the latest bytes read on this connection arrived: a request is timed from
             // its arrival, not from when this server got round to it.
@@ -538,6 +556,15 @@ pub async fn serve(
                 }
             }
         });
+    }
+}
+
+/// Counts its connection open (`/__stats`) until the connection's task ends.
+struct OpenGuard(Arc<Shared>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -1,7 +1,7 @@
 //! Rate profiles and arrivals end to end: a ramp sends its plan's integral and follows it
 //! second by second, a step load steps, Poisson arrivals are reproducible from their seed,
-//! and the M/D/1 queue they make of a one-at-a-time server has the analytic mean time in
-//! system. Servers on 127.0.0.1:0; every run bounded in time and requests.
+//! the M/D/1 queue they make of a one-at-a-time server has the analytic mean time in
+//! system, and a closed-loop ramp keeps the connections it says open. Servers on 127.0.0.1:0; every run bounded in time and requests.
 
 use std::time::Duration;
 
@@ -113,6 +113,27 @@ fn profile_usage_errors() {
         (vec!["--step", "100+50..500"], "missing /EVERY"),
         (vec!["--arrivals", "poisson"], "needs a rate"),
         (vec!["-R100", "--seed", "3"], "only with --arrivals poisson"),
+        (
+            vec!["--conn-stages", "2s:4", "-c4"],
+            "not with --conn-stages",
+        ),
+        (vec!["--conn-stages", "2s:4", "-R100"], "closed loop only"),
+        (
+            vec!["--conn-stages", "2s:4", "--stages", "1s:5"],
+            "closed loop only",
+        ),
+        (
+            vec!["--conn-stages", "2s:4", "-d3s"],
+            "not with --conn-stages",
+        ),
+        (vec!["--conn-stages", "2s:2.5"], "whole number"),
+        (
+            vec!["--conn-stages", "2s:0"],
+            "no connection is ever in use",
+        ),
+        (vec!["--conn-stages", "0s:1,2s:1", "-t2"], "lower -t"),
+        (vec!["--conn-stages", "2s:1", "-t1"], "hold it"),
+        (vec!["--conn-stages", "2s"], "expected DUR:N"),
     ] {
         let mut a = args.clone();
         a.push("http://127.0.0.1:1/");
@@ -235,4 +256,105 @@ fn poisson_arrivals_make_an_m_d_1_queue() {
         poisson - uniform >= 1.5,
         "Poisson {poisson} ms, uniform {uniform} ms"
     );
+}
+
+/// A closed-loop ramp (`--conn-stages`) keeps the connections it says open, as the server
+/// counts them: 2 for 2 s, a jump to 6 for 2 s, then 1 for 2 s. The server's `/__stats`,
+/// polled every 50 ms, sees 2, then 6, then 1 open (never more than 6), and accepts six
+/// connections from the run (connections 0 and 1 stay, 2–5 join at 2 s and leave at 4 s,
+/// each closed when it leaves). Each connection sends back to back, so a second with six in
+/// use completes about three times the requests of a second with two.
+#[test]
+fn a_closed_loop_ramp_keeps_its_connections_open() {
+    let attempt = || {
+        let s = serve_alone(&["--delay", "5ms"]);
+        let stats = |addr: &str| {
+            let (_, _, body) = http(addr, "GET", "/__stats", &[], "");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            (
+                v["connections_open"].as_u64().unwrap() - 1, // the poll's own
+                v["connections_accepted"].as_u64().unwrap(),
+            )
+        };
+        let (_, before) = stats(&s.addr);
+        let polls = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let poller = {
+            let (addr, polls) = (s.addr.clone(), polls.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut n = 0;
+                while polls.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (open, _) = stats(&addr);
+                    n += 1;
+                    if seen.last() != Some(&open) {
+                        seen.push(open);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                (seen, n)
+            })
+        };
+        let (out, doc) = run_json(&[
+            "-t2",
+            "--conn-stages",
+            "0s:2,2s:2,0s:6,2s:6,0s:1,2s:1",
+            &s.url,
+        ]);
+        polls.store(false, std::sync::atomic::Ordering::Relaxed);
+        let (seen, n) = poller.join().unwrap();
+        let (_, after) = stats(&s.addr);
+        // The polls' own connections (n of them, and the one after) are not the run's.
+        let accepted = after - before - 1 - n;
+        (out, doc, seen, accepted)
+    };
+    let (out, doc, seen, accepted) = attempt();
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "connection profile: 0, jump to 2 -> 2 over 2s, jump to 6 -> 6 over 2s, jump to 1 \
+             -> 1 over 2s connections (closed loop)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("connections in use vs achieved requests"),
+        "{text}"
+    );
+    assert_eq!(doc["config"]["connections"], 6);
+    assert_eq!(doc["config"]["conn_profile"]["peak"], 6);
+    assert_eq!(doc["config"]["rate"], serde_json::Value::Null);
+    // Opened when it joins, closed when it leaves: six connections, one each (a seventh is
+    // the generator's probe of the target, when it makes one).
+    assert!((6..=7).contains(&accepted), "accepted {accepted}");
+    assert!(seen.iter().all(|&o| o <= 6), "open counts seen: {seen:?}");
+    // 2, then 6, then 1, in that order (with what the jumps pass through between them).
+    let at = |v: u64, from: usize| seen[from..].iter().position(|&o| o == v).map(|i| i + from);
+    let two = at(2, 0).unwrap_or_else(|| panic!("never 2 open: {seen:?}"));
+    let six = at(6, two).unwrap_or_else(|| panic!("never 6 open after 2: {seen:?}"));
+    at(1, six).unwrap_or_else(|| panic!("never 1 open after 6: {seen:?}"));
+    // Throughput follows the connections: seconds 0–1 (two) against 2–3 (six).
+    settle(TRIES, || {
+        let (_, doc, _, _) = attempt();
+        let start = doc["start_unix_us"].as_f64().unwrap() / 1e6;
+        // The mean count of the whole wall-clock seconds within [from, to) s of the run.
+        let mean = |from: f64, to: f64| {
+            let full: Vec<f64> = doc["series"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| {
+                    let t = e["t"].as_f64().unwrap();
+                    t >= start + from && t + 1.0 <= start + to
+                })
+                .map(|e| e["requests"].as_f64().unwrap())
+                .collect();
+            full.iter().sum::<f64>() / full.len() as f64
+        };
+        let (two, six) = (mean(0.0, 2.0), mean(2.0, 4.0));
+        check!(
+            (2.2..=3.8).contains(&(six / two)),
+            "six connections did {six} requests a second, two did {two}"
+        );
+        Ok(())
+    });
 }

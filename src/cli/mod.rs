@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::config::{Config, HttpVersion, Pacing, PacingMode, Target};
+use crate::conn_profile::ConnProfile;
 use crate::error::{Error, Result};
 use crate::schedule::RateProfile;
 use crate::units::{parse_count, parse_duration};
@@ -17,7 +18,7 @@ mod profile;
 
 pub use dashboard::DashboardArgs;
 pub use find::FindArgs;
-pub use profile::{stages, step};
+pub use profile::{conn_stages, stages, step};
 
 /// loadgen: a wrk2-compatible HTTP load generator with constant-throughput (open-loop) load and
 /// coordinated-omission-corrected latency.
@@ -89,6 +90,13 @@ pub struct RunArgs {
     /// STEP more every EVERY until END, which is held for EVERY too (not with -R or -d)
     #[arg(long = "step", value_name = "SPEC")]
     pub step: Option<String>,
+    /// Closed-loop ramp (k6's ramping-vus): DUR:N[,DUR:N...]. The connections in use move
+    /// linearly from 0 (then from the previous target) to each stage's N over its DUR; a 0s
+    /// stage is a jump. Each sends back to back, opened when it joins and closed when it
+    /// leaves. The run lasts the stages' sum and its peak is -c (not with -R, --stages,
+    /// --step, -d or -c)
+    #[arg(long = "conn-stages", value_name = "STAGES")]
+    pub conn_stages: Option<String>,
     /// How requests arrive within the rate: uniform (evenly spaced, wrk2's plan) or poisson
     /// (exponential gaps at the rate, as independent users arrive; seeded by --seed)
     #[arg(long = "arrivals", value_name = "KIND", default_value = "uniform", value_parser = ["uniform", "poisson"])]
@@ -151,15 +159,14 @@ impl RunArgs {
 /// chooses the rate and duration of its steps itself).
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Connections to keep open, in total (split evenly over threads)
+    /// Connections to keep open, in total (split evenly over threads) [default: 10]
     #[arg(
         short = 'c',
         long = "connections",
-        default_value = "10",
         value_name = "N",
         allow_hyphen_values = true
     )]
-    pub connections: String,
+    pub connections: Option<String>,
     /// Number of worker threads
     #[arg(
         short = 't',
@@ -339,6 +346,9 @@ pub struct DemoArgs {
 /// The highest `-R` accepted: the plan's slots are whole nanoseconds apart.
 const MAX_RATE: f64 = 1e9;
 
+/// `-c` when not given (wrk's default).
+const DEFAULT_CONNECTIONS: &str = "10";
+
 fn usage(e: crate::units::ParseError, flag: &str) -> Error {
     Error::Usage(format!("{flag}: {e}"))
 }
@@ -453,9 +463,42 @@ impl RunArgs {
             .map_err(|e| Error::Usage(format!("{flag}: {e}")))
     }
 
+    /// `--conn-stages`, validated against the flags it excludes.
+    fn conn_profile(&self) -> Result<Option<ConnProfile>> {
+        let Some(spec) = &self.conn_stages else {
+            return Ok(None);
+        };
+        if self.rate.is_some() || self.stages.is_some() || self.step.is_some() {
+            return Err(Error::Usage(
+                "--conn-stages: closed loop only, not with -R, --stages or --step".into(),
+            ));
+        }
+        if self.duration.is_some() {
+            return Err(Error::Usage(
+                "-d/--duration: not with --conn-stages, which sets the run's length".into(),
+            ));
+        }
+        if self.load.connections.is_some() {
+            return Err(Error::Usage(
+                "-c/--connections: not with --conn-stages, whose peak is the connection count"
+                    .into(),
+            ));
+        }
+        ConnProfile::new(conn_stages(spec)?)
+            .map(Some)
+            .map_err(|e| Error::Usage(format!("--conn-stages {spec:?}: {e}")))
+    }
+
     /// Validates the flags into a [`Config`].
     pub fn to_config(&self) -> Result<Config> {
-        let mut c = self.load.to_config()?;
+        let conns = self.conn_profile()?;
+        let mut c = self
+            .load
+            .config_with(conns.as_ref().map(ConnProfile::peak))?;
+        if let Some(p) = conns {
+            c.duration = p.duration();
+            c.conn_profile = Some(p);
+        }
         if let Some(d) = &self.duration {
             c.duration = duration(d, "-d/--duration")?;
         }
@@ -517,6 +560,11 @@ impl LoadArgs {
     /// Validates the flags into a closed-loop [`Config`] with the default duration; the
     /// caller sets the rate and duration, then the pacing ([`LoadArgs::pacing_mode`]).
     pub fn to_config(&self) -> Result<Config> {
+        self.config_with(None)
+    }
+
+    /// [`LoadArgs::to_config`], with `peak` connections from `--conn-stages` in place of `-c`.
+    pub fn config_with(&self, peak: Option<usize>) -> Result<Config> {
         let url = self
             .url
             .as_deref()
@@ -524,12 +572,25 @@ impl LoadArgs {
         let target = Target::parse(url)?;
         let mut c = Config::new(target);
         c.threads = count(&self.threads, "-t/--threads")?;
-        c.connections = count(&self.connections, "-c/--connections")?;
+        c.connections = match peak {
+            Some(n) => n,
+            None => count(
+                self.connections.as_deref().unwrap_or(DEFAULT_CONNECTIONS),
+                "-c/--connections",
+            )?,
+        };
         if c.connections < c.threads {
-            return Err(Error::Usage(format!(
-                "number of connections must be >= threads ({} connections, {} threads)",
-                c.connections, c.threads
-            )));
+            return Err(Error::Usage(match peak {
+                Some(n) => format!(
+                    "--conn-stages: its peak of {n} connections is fewer than the {} threads; \
+                     lower -t",
+                    c.threads
+                ),
+                None => format!(
+                    "number of connections must be >= threads ({} connections, {} threads)",
+                    c.connections, c.threads
+                ),
+            }));
         }
         c.timeout = duration(&self.timeout, "--timeout")?;
         // tokio's timer, which enforces it, counts whole milliseconds.

@@ -1,5 +1,6 @@
-//! The rate-profile flags' grammar: `--stages DUR:RATE[,DUR:RATE...]` (k6's stages) and
-//! `--step START+STEP/EVERY..END` (a step load), parsed into the schedule's stages.
+//! The profile flags' grammar: `--stages DUR:RATE[,DUR:RATE...]` (k6's stages),
+//! `--step START+STEP/EVERY..END` (a step load), parsed into the schedule's stages, and
+//! `--conn-stages DUR:N[,DUR:N...]` (closed-loop ramps), the same form with connection counts.
 
 use std::time::Duration;
 
@@ -9,17 +10,27 @@ use crate::units::{parse_count, parse_duration};
 
 /// Parses `--stages`: `DUR:RATE[,DUR:RATE...]`.
 pub fn stages(spec: &str) -> Result<Vec<Stage>> {
-    let bad = |why: String| Error::Usage(format!("--stages {spec:?}: {why}"));
+    stage_list(spec, "--stages", "RATE", "a rate")
+}
+
+/// Parses `--conn-stages`: `DUR:N[,DUR:N...]` (whole numbers are checked by the profile).
+pub fn conn_stages(spec: &str) -> Result<Vec<Stage>> {
+    stage_list(spec, "--conn-stages", "N", "a connection count")
+}
+
+/// `DUR:X[,DUR:X...]` for `flag`, whose targets (`X`, `what`) are counts >= 0.
+fn stage_list(spec: &str, flag: &str, x: &str, what: &str) -> Result<Vec<Stage>> {
+    let bad = |why: String| Error::Usage(format!("{flag} {spec:?}: {why}"));
     spec.split(',')
         .map(|part| {
             let (d, r) = part
                 .trim()
                 .split_once(':')
-                .ok_or_else(|| bad(format!("expected DUR:RATE, got {part:?}")))?;
+                .ok_or_else(|| bad(format!("expected DUR:{x}, got {part:?}")))?;
             let duration = parse_duration(d.trim()).map_err(|e| bad(e.to_string()))?;
             let target = parse_count(r.trim()).map_err(|e| bad(e.to_string()))?;
             if target < 0.0 {
-                return Err(bad(format!("a rate must be >= 0, got {r:?}")));
+                return Err(bad(format!("{what} must be >= 0, got {r:?}")));
             }
             Ok(Stage { duration, target })
         })

@@ -328,6 +328,12 @@ impl<C: Connector> Exchange for H2Slot<C> {
 
     fn fresh(&mut self) {}
 
+    /// The connection's slots leave together (they share its turns): the first to leave
+    /// forgets the connection, which closes once the last slot has dropped its link.
+    fn leave(&mut self) {
+        self.conn.live.borrow_mut().take();
+    }
+
     async fn exchange<H: Hooks>(
         &mut self,
         ctx: &ThreadCtx,

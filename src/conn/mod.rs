@@ -27,6 +27,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::conn_profile::{Turn, Turns};
 use crate::pacer::{mono_ns, Pacer};
 use crate::record::{Errors, Stats};
 use crate::request::Request;
@@ -118,18 +119,31 @@ pub(crate) enum Next {
     Cut,
 }
 
+/// When a slot sends: open loop, its share of the plan; closed loop, back to back, while it
+/// is in use (`turns`, with `--conn-stages`; `None`: all the run).
+pub struct Pace {
+    /// Open loop: the slot's share of the plan.
+    pub plan: Option<Plan>,
+    /// Closed loop with `--conn-stages`: when the slot's connection is in use.
+    pub turns: Option<Turns>,
+}
+
 /// Runs one slot (an HTTP/1.1 connection, or one stream slot of an HTTP/2 connection) until
 /// its plan ends (the end of the run, or of the drain period), the script stops it, or the
 /// engine drops the task (a stop, or the drain period's backstop; what the slot then leaves
 /// unfinished is recorded by [`Progress`]). `proto` opens links and exchanges requests on
-/// them ([`proto`]); `stream` is the already-open first link, if the engine opened one.
+/// them ([`proto`]); `stream` is the already-open first link, if the engine opened one. A
+/// closed-loop slot whose connection leaves (`pace.turns`) closes its link after the exchange
+/// it has in flight, and opens a new one when it joins again.
 pub(crate) async fn drive<P: Exchange, H: Hooks>(
     ctx: Rc<ThreadCtx>,
     mut proto: P,
-    plan: Option<Plan>,
+    pace: Pace,
     mut stream: Option<P::Link>,
     mut hooks: H,
 ) {
+    let Pace { plan, turns } = pace;
+    let turns = turns.as_ref();
     // Coarse pacing skips idle ticks only while every live connection task sleeps.
     let _task = ctx.pacer.task();
     // The connection's response deadline: one timer for its whole life, set to `timer_ns`
@@ -155,7 +169,7 @@ pub(crate) async fn drive<P: Exchange, H: Hooks>(
         // reconnect counts in its latency.
         let intended = match resend {
             Some(t) => t,
-            None => match wait_for_slot(&ctx, plan.as_ref(), g.k).await {
+            None => match wait_for_slot(&ctx, plan.as_ref(), turns, g.k).await {
                 Some(t) => t,
                 None => return g.backlog(),
             },
@@ -278,7 +292,13 @@ pub(crate) async fn drive<P: Exchange, H: Hooks>(
                 }
                 Err(Stop) => return,
             };
-            match wait_for_slot(&ctx, plan.as_ref(), g.k).await {
+            // A connection that has left closes (its link is dropped with the loop) and waits
+            // for its next turn in the outer loop.
+            if turns.is_some_and(|t| !matches!(t.at(ctx.now()), Turn::Until(_))) {
+                proto.leave();
+                break;
+            }
+            match wait_for_slot(&ctx, plan.as_ref(), None, g.k).await {
                 // Never `max(slot, free)` without think time: that would be the uncorrected
                 // latency, hiding a slow server.
                 Some(t) => intended = t.max(thought),
@@ -295,11 +315,27 @@ pub(crate) async fn drive<P: Exchange, H: Hooks>(
 /// with precise pacing; with coarse pacing, until the tick before the slot (the request leaves
 /// up to a tick early and is timed from its actual send, so the timer's granularity is never
 /// counted as latency, as wrk2 counts it). One clock read decides both whether the drain period
-/// is over and whether to sleep.
+/// is over and whether to sleep. In closed loop with `turns`, a connection not in use waits
+/// for its next turn (never before it), and its intended time is when it joins.
 #[inline]
-async fn wait_for_slot(ctx: &ThreadCtx, plan: Option<&Plan>, k: u64) -> Option<u64> {
+async fn wait_for_slot(
+    ctx: &ThreadCtx,
+    plan: Option<&Plan>,
+    turns: Option<&Turns>,
+    k: u64,
+) -> Option<u64> {
     let Some(p) = plan else {
-        let now = ctx.now();
+        let mut now = ctx.now();
+        if let Some(t) = turns {
+            match t.at(now) {
+                Turn::Until(_) => {}
+                Turn::From(at) if at < ctx.end_ns => {
+                    sleep_until(ctx, at).await;
+                    now = ctx.now();
+                }
+                _ => return None,
+            }
+        }
         return (now < ctx.end_ns).then_some(now);
     };
     let due_ns = p.intended_ns(k);

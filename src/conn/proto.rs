@@ -26,6 +26,9 @@ pub(crate) trait Exchange {
     async fn open(&mut self, ctx: &ThreadCtx) -> io::Result<Self::Link>;
     /// The slot starts on a fresh link (opened now, or before the run).
     fn fresh(&mut self);
+    /// The slot's connection leaves the run for now (`--conn-stages`): the driver drops its
+    /// link; a protocol whose links share a connection lets that connection close too.
+    fn leave(&mut self) {}
     /// Sends one request of `slot` on `link` and reads its response(s), recording each and
     /// handing each to the script; `timer` is the slot's deadline timer, set to `*timer_ns`
     /// (see `exchange::before`). Returns what to do next and how many slots of the plan the

@@ -16,7 +16,8 @@ use crate::conn::h2::{H2Slot, H2Thread};
 use crate::conn::hooks::NoHooks;
 use crate::conn::http1::Discard;
 use crate::conn::proto::Http1;
-use crate::conn::{self, Abandon, ThreadCtx};
+use crate::conn::{self, Abandon, Pace, ThreadCtx};
+use crate::conn_profile::Turns;
 use crate::error::{Error, Result};
 use crate::live::{Msg, ThreadDone};
 use crate::record::Stats;
@@ -229,8 +230,25 @@ pub(super) fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             }
             _ => None,
         };
+        // With `--conn-stages`, when each connection is in use; a connection never in use is
+        // never started, and only those in use from the start are opened before it.
+        let turns: Vec<Option<Turns>> = conns
+            .iter()
+            .map(|&i| a.config.conn_profile.as_ref().map(|p| p.turns(i)))
+            .collect();
+        let at_start: Vec<bool> = turns
+            .iter()
+            .map(|t| t.as_ref().is_none_or(Turns::at_start))
+            .collect();
         // Open this thread's connections concurrently; failures are retried by the drivers.
-        let opened = preopen(&a.connector, addr, conns.len(), a.config.timeout).await;
+        let first = at_start.iter().filter(|&&b| b).count();
+        let mut opened = preopen(&a.connector, addr, first, a.config.timeout)
+            .await
+            .into_iter();
+        let opened: Vec<_> = at_start
+            .iter()
+            .map(|&b| if b { opened.next().flatten() } else { None })
+            .collect();
         // Connections opened before the run count in the timing breakdown too (recorded once
         // the thread's stats exist, below).
         let preopened: Vec<Opened> = opened.iter().flatten().map(|&(_, o)| o).collect();
@@ -299,35 +317,58 @@ pub(super) fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         // Scripts without request/response/delay hooks take the plain path too.
         let hooked = script.as_ref().filter(|s| s.has_hooks());
         macro_rules! spawn {
-            ($proto:expr, $plan:expr, $link:expr, $id:expr) => {{
+            ($proto:expr, $plan:expr, $turns:expr, $link:expr, $id:expr) => {{
                 let ctx = ctx.clone();
+                let pace = Pace {
+                    plan: $plan,
+                    turns: $turns,
+                };
                 match hooked {
                     Some(sc) => match sc.connection($id) {
                         Ok(h) => tasks.push(tokio::task::spawn_local(conn::drive(
-                            ctx, $proto, $plan, $link, h,
+                            ctx, $proto, pace, $link, h,
                         ))),
                         Err(_) => continue,
                     },
                     None => tasks.push(tokio::task::spawn_local(conn::drive(
                         ctx,
                         $proto,
-                        $plan,
+                        pace,
                         $link,
                         NoHooks(Discard),
                     ))),
                 }
             }};
         }
-        for (&i, s) in conns.iter().zip(streams) {
+        let never = |t: &Option<Turns>| t.as_ref().is_some_and(|t| t.windows().is_empty());
+        for ((&i, s), t) in conns.iter().zip(streams).zip(&turns) {
             if h2t.is_some() {
                 break;
             }
-            spawn!(Http1::new(a.connector.clone()), plan_of(i), s, i + 1);
+            if never(t) {
+                continue;
+            }
+            spawn!(
+                Http1::new(a.connector.clone()),
+                plan_of(i),
+                t.clone(),
+                s,
+                i + 1
+            );
         }
-        for (&i, (hc, link)) in conns.iter().zip(h2conns) {
+        for ((&i, (hc, link)), t) in conns.iter().zip(h2conns).zip(&turns) {
+            if never(t) {
+                continue;
+            }
             for st in 0..a.config.streams {
                 let slot = i * a.config.streams + st;
-                spawn!(H2Slot::new(hc.clone()), plan_of(slot), link.clone(), i + 1);
+                spawn!(
+                    H2Slot::new(hc.clone()),
+                    plan_of(slot),
+                    t.clone(),
+                    link.clone(),
+                    i + 1
+                );
             }
         }
         let mut stop = a.stop.clone();

@@ -168,6 +168,10 @@ pub struct ConfigDoc {
     /// `rate` is then the profile's mean. Added within version 1.
     #[serde(default)]
     pub profile: Option<ProfileDoc>,
+    /// Closed loop: the connection profile (`--conn-stages`); else `null`. `connections` is
+    /// then its peak. Added within version 1.
+    #[serde(default)]
+    pub conn_profile: Option<ConnProfileDoc>,
     /// `uniform` or `poisson`; `null` for closed loop. Added within version 1 (absent:
     /// uniform).
     #[serde(default)]
@@ -209,12 +213,21 @@ pub struct ProfileDoc {
     pub planned: f64,
 }
 
-/// One stage of `config.profile`.
+/// `config.conn_profile`: the connections in use move linearly from 0 through the stages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnProfileDoc {
+    /// The stages, in order; a stage's `target` is a connection count.
+    pub stages: Vec<StageDoc>,
+    /// The most connections in use at once.
+    pub peak: usize,
+}
+
+/// One stage of `config.profile` or `config.conn_profile`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageDoc {
     /// Its length, seconds (0: a jump).
     pub duration_s: f64,
-    /// The rate at its end, req/s.
+    /// The rate at its end, req/s (`conn_profile`: connections).
     pub target: f64,
 }
 
@@ -458,6 +471,17 @@ pub fn to_document(r: &RunResult) -> Document {
                 }),
                 _ => None,
             },
+            conn_profile: c.conn_profile.as_ref().map(|p| ConnProfileDoc {
+                stages: p
+                    .stages()
+                    .iter()
+                    .map(|st| StageDoc {
+                        duration_s: st.duration.as_secs_f64(),
+                        target: st.target,
+                    })
+                    .collect(),
+                peak: p.peak(),
+            }),
             arrivals: c.rate.as_ref().map(|_| match c.arrivals {
                 Arrivals::Uniform => "uniform".into(),
                 Arrivals::Poisson { .. } => "poisson".into(),

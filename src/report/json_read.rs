@@ -71,6 +71,21 @@ pub fn from_document(d: Document) -> Result<RunResult> {
         }
         None => c.rate.map(RateProfile::Constant),
     };
+    if let Some(p) = &c.conn_profile {
+        let stages = p
+            .stages
+            .iter()
+            .map(|st| {
+                Ok(Stage {
+                    duration: secs(st.duration_s, "config.conn_profile.stages[].duration_s")?,
+                    target: st.target,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let profile = crate::conn_profile::ConnProfile::new(stages)
+            .map_err(|e| bad(format!("config.conn_profile: {e}")))?;
+        config.conn_profile = Some(profile);
+    }
     if let (Some(_), Some("poisson")) = (&config.rate, c.arrivals.as_deref()) {
         config.arrivals = Arrivals::Poisson {
             seed: c.seed.unwrap_or(0),

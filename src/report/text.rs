@@ -47,27 +47,13 @@ pub fn write_header(w: &mut impl Write, s: &crate::config::Config) -> io::Result
         Arrivals::Uniform => String::new(),
         Arrivals::Poisson { seed } => format!("Poisson arrivals (--seed {seed})"),
     };
+    if let Some(p) = &s.conn_profile {
+        let line = stages_line(0.0, p.stages());
+        return writeln!(w, "  connection profile: {line} connections (closed loop)");
+    }
     match &s.rate {
         Some(RateProfile::Stages(p)) => {
-            let rate = |r: f64| {
-                if r.fract() == 0.0 {
-                    format!("{r:.0}")
-                } else {
-                    format!("{r:.2}")
-                }
-            };
-            let mut line = format!("  rate profile: {}", rate(p.start()));
-            for st in p.stages() {
-                if st.duration.is_zero() {
-                    line.push_str(&format!(", jump to {}", rate(st.target)));
-                } else {
-                    line.push_str(&format!(
-                        " -> {} over {}",
-                        rate(st.target),
-                        format_duration(st.duration)
-                    ));
-                }
-            }
+            let mut line = format!("  rate profile: {}", stages_line(p.start(), p.stages()));
             line.push_str(&format!(" req/s; {:.0} planned", p.total()));
             if !arrivals.is_empty() {
                 line.push_str(&format!("; {arrivals}"));
@@ -79,6 +65,30 @@ pub fn write_header(w: &mut impl Write, s: &crate::config::Config) -> io::Result
     }
 }
 
+/// A profile's stages as `0 -> 100 over 10s, jump to 50`.
+fn stages_line(start: f64, stages: &[crate::schedule::Stage]) -> String {
+    let num = |r: f64| {
+        if r.fract() == 0.0 {
+            format!("{r:.0}")
+        } else {
+            format!("{r:.2}")
+        }
+    };
+    let mut line = num(start);
+    for st in stages {
+        if st.duration.is_zero() {
+            line.push_str(&format!(", jump to {}", num(st.target)));
+        } else {
+            line.push_str(&format!(
+                " -> {} over {}",
+                num(st.target),
+                format_duration(st.duration)
+            ));
+        }
+    }
+    line
+}
+
 /// Most rows of the per-second table: longer runs group seconds.
 const TABLE_ROWS: usize = 60;
 
@@ -86,8 +96,20 @@ const TABLE_ROWS: usize = 60;
 /// so that a long run stays at [`TABLE_ROWS`] rows), with each row's corrected p50, p99 and
 /// maximum and its errors — where a ramp's knee shows.
 fn profile_table(w: &mut impl Write, s: &Summary) -> io::Result<()> {
-    let Some(profile @ RateProfile::Stages(_)) = &s.config.rate else {
+    // The second column: the plan's requests (a rate profile), or the connections in use at
+    // the row's middle (a connection profile).
+    let planned = |from_ns: u64, to_ns: u64| match (&s.config.rate, &s.config.conn_profile) {
+        (Some(r @ RateProfile::Stages(_)), _) => Some(r.count_between(from_ns, to_ns)),
+        (_, Some(p)) => Some(p.in_use(from_ns / 2 + to_ns / 2) as f64),
+        _ => None,
+    };
+    if planned(0, 0).is_none() {
         return Ok(());
+    }
+    let (what, column) = if s.config.conn_profile.is_some() {
+        ("connections in use vs achieved requests", "conns")
+    } else {
+        ("planned vs achieved requests", "planned")
     };
     let start_ns = s
         .started
@@ -103,23 +125,21 @@ fn profile_table(w: &mut impl Write, s: &Summary) -> io::Result<()> {
     } else {
         format!("{group} seconds")
     };
-    writeln!(
-        w,
-        "  Per {unit} (planned vs achieved requests, corrected latency):"
-    )?;
+    writeln!(w, "  Per {unit} ({what}, corrected latency):")?;
     writeln!(
         w,
         "  {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
-        "at", "planned", "achieved", "p50", "p99", "max", "errors"
+        "at", column, "achieved", "p50", "p99", "max", "errors"
     )?;
     for chunk in seconds.chunks(group) {
         let first = chunk[0].0;
         let last = chunk[chunk.len() - 1].0 + 1;
         let rel = |t: u64| (t * 1_000_000_000).saturating_sub(start_ns);
-        let planned = profile.count_between(
+        let planned = planned(
             rel(first),
             rel(last).min(s.config.duration.as_nanos() as u64),
-        );
+        )
+        .unwrap_or(0.0);
         let mut h = crate::record::new_histogram();
         let (mut done, mut errors) = (0, 0);
         for (_, i) in chunk {
