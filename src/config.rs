@@ -149,107 +149,8 @@ impl Target {
     }
 }
 
-/// `--pacing auto` (the default) chooses coarse pacing when the busiest worker thread's share of
-/// the rate puts at least this many requests in each tick. There, precise pacing's wake-up per
-/// request is most of the generator's CPU (measured at `-t1 -c50 -R20000` against nginx: 3.5×
-/// coarse pacing's CPU per request, and 2.5× wrk2's), while a burst of a few requests per tick
-/// adds only a few microseconds of queueing at the server; below it, coarse pacing would save
-/// few wake-ups, and precise pacing keeps each send within microseconds of its slot.
-pub const AUTO_COARSE_REQUESTS_PER_TICK: f64 = 4.0;
-
-/// `--pacing auto` bounds the burst a tick releases: above the switch to coarse pacing the tick
-/// shortens as the busiest thread's rate grows, so that a tick carries at most this many
-/// requests, down to [`AUTO_MIN_TICK`]. A tick's requests reach the server together and it
-/// queues them; a fixed 750 µs tick at 20000 req/s a thread released 15 at once, and the
-/// server's median latency under that load read several times its warm latency. Each tick
-/// costs one wake-up, so the bound trades the server's queueing against the generator's CPU:
-/// at 4 or 6 a tick the wake-ups cost about as much CPU per request as wrk2 spends or more;
-/// at 10 the CPU stayed under wrk2's and the median at the warm server's latency, on a quiet
-/// host and a busy one (docs/performance.md has the curve).
-pub const AUTO_MAX_BURST: f64 = 10.0;
-
-/// The shortest tick `--pacing auto` chooses (also `--tick`'s lower limit): past the rate at
-/// which it carries [`AUTO_MAX_BURST`] requests, bursts grow again rather than the wake-ups.
-pub const AUTO_MIN_TICK: Duration = Duration::from_micros(100);
-
-/// How a connection waits for its next planned send time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Pacing {
-    /// A per-thread timerfd with nanosecond resolution: requests leave within microseconds of
-    /// their intended time when the generator has CPU to spare. Costs one timer wake-up (and one
-    /// `timerfd_settime`) per request at high rates.
-    #[default]
-    Precise,
-    /// Each worker thread wakes once per tick (`--tick`; chosen by `--pacing auto`, see
-    /// [`AUTO_MAX_BURST`]: `Pacer::ticks`), releases the requests due before the next tick (up
-    /// to a tick early, never late, so no timer slack is latency) and handles every response
-    /// that arrived meanwhile, timed by its kernel receive timestamp: a fraction of precise
-    /// pacing's CPU at 20000 req/s a thread, but the server sees per-tick bursts.
-    Coarse,
-}
-
-/// The busiest worker thread's share of the rate: `connections` are dealt round-robin to
-/// `threads`, and the plan gives each connection an equal share.
-fn busiest_share(threads: usize, connections: usize) -> f64 {
-    connections.div_ceil(threads.max(1)) as f64 / connections.max(1) as f64
-}
-
-impl Pacing {
-    /// What `--pacing auto` chooses for a total `rate` over `connections` dealt round-robin to
-    /// `threads`, with coarse pacing's `tick` (see [`AUTO_COARSE_REQUESTS_PER_TICK`]).
-    pub fn auto(rate: f64, threads: usize, connections: usize, tick: Duration) -> Pacing {
-        let busiest = busiest_share(threads, connections);
-        if rate * busiest * tick.as_secs_f64() >= AUTO_COARSE_REQUESTS_PER_TICK {
-            Pacing::Coarse
-        } else {
-            Pacing::Precise
-        }
-    }
-}
-
-/// `--pacing` as given, before a rate is known: `auto` is decided per run (for `find`, per
-/// step), from that run's rate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PacingMode {
-    /// `--pacing precise` or `--pacing coarse`.
-    Fixed(Pacing),
-    /// `--pacing auto`; `tick` says whether `--tick` was given (which asks for ticks).
-    Auto {
-        /// `--tick` was given.
-        tick: bool,
-    },
-}
-
-impl PacingMode {
-    /// Sets the pacing of a run configured as `c` (its rate, threads, connections and tick):
-    /// closed loop is precise unless coarse was asked for; `auto` without `--tick`, choosing
-    /// coarse pacing, also chooses the tick that bounds its bursts ([`AUTO_MAX_BURST`]).
-    pub fn apply(self, c: &mut Config) {
-        // A profile's pacing is chosen for its peak, the rate that costs most.
-        c.pacing = match (self, c.peak_rate()) {
-            (PacingMode::Fixed(p), _) => p,
-            (PacingMode::Auto { .. }, None) => Pacing::Precise,
-            (PacingMode::Auto { tick: true }, Some(_)) => Pacing::Coarse,
-            (PacingMode::Auto { tick: false }, Some(r)) => {
-                let p = Pacing::auto(r, c.threads, c.connections, c.tick);
-                if p == Pacing::Coarse {
-                    let per_thread = r * busiest_share(c.threads, c.connections);
-                    // HTTP/2: a burst of one connection's streams is one write and one read
-                    // (the plan's consecutive slots are one connection's streams).
-                    let burst = if c.http == HttpVersion::Http2 {
-                        AUTO_MAX_BURST.max(c.streams as f64)
-                    } else {
-                        AUTO_MAX_BURST
-                    };
-                    // Rounded down, so that the tick never holds more than `burst` slots.
-                    let bounded = Duration::from_nanos((burst / per_thread * 1e9).floor() as u64);
-                    c.tick = bounded.clamp(AUTO_MIN_TICK, c.tick);
-                }
-                p
-            }
-        };
-    }
-}
+use crate::pacer::policy::{busiest_share, Load};
+pub use crate::pacer::policy::{Pacing, PacingMode};
 
 /// A complete, validated description of one run.
 #[derive(Debug, Clone)]
@@ -373,10 +274,31 @@ impl Config {
     /// thread at the peak rate (what the server sees as one burst); `None` otherwise.
     pub fn coarse_burst(&self) -> Option<u64> {
         let r = self.peak_rate()?;
-        (self.pacing == Pacing::Coarse).then(|| {
+        self.pacing.ticks().then(|| {
             let n = r * busiest_share(self.threads, self.connections) * self.tick.as_secs_f64();
             (n - 1e-6).ceil().max(1.0) as u64
         })
+    }
+
+    /// Sets the pacing (and, for `--pacing auto`, the tick) of this run from its rate, threads,
+    /// connections and tick ([`PacingMode::choose`]).
+    pub fn set_pacing(&mut self, mode: PacingMode) {
+        (self.pacing, self.tick) = mode.choose(self.load());
+    }
+
+    /// What the pacing policy reads of this run.
+    pub fn load(&self) -> Load<'_> {
+        Load {
+            rate: self.rate.as_ref(),
+            threads: self.threads,
+            connections: self.connections,
+            streams: if self.http == HttpVersion::Http2 {
+                self.streams
+            } else {
+                1
+            },
+            tick: self.tick,
+        }
     }
 
     /// The highest planned rate, req/s, when open loop (a constant rate's own).
@@ -396,44 +318,31 @@ impl Config {
 mod tests {
     use super::*;
 
-    /// `auto` keeps every tick's burst at 6 or fewer from the switch to coarse pacing until the
-    /// tick reaches its 100 µs floor; an explicit `--tick` or `--pacing coarse` keeps its tick.
+    /// The burst the report names: a tick's share of the peak rate on the busiest thread.
     #[test]
-    fn auto_pacing_bounds_the_burst() {
+    fn coarse_burst_is_the_peak_ticks_share() {
         let at = |rate: f64, threads: usize, conns: usize, mode: PacingMode| {
             let mut c = Config::new(Target::parse("http://127.0.0.1:1/").unwrap());
             c.rate = Some(crate::schedule::RateProfile::Constant(rate));
             (c.threads, c.connections) = (threads, conns);
-            mode.apply(&mut c);
+            c.set_pacing(mode);
             (c.pacing, c.tick.as_micros() as u64, c.coarse_burst())
         };
         let auto = PacingMode::Auto { tick: false };
-        assert_eq!(at(5000.0, 1, 50, auto).0, Pacing::Precise);
-        // From the switch (4 a tick) to 13334 req/s the tick stays 750 µs, then shortens.
         assert_eq!(at(5334.0, 1, 50, auto), (Pacing::Coarse, 750, Some(5)));
         assert_eq!(at(13_334.0, 1, 50, auto), (Pacing::Coarse, 749, Some(10)));
-        assert_eq!(at(20_000.0, 1, 50, auto), (Pacing::Coarse, 500, Some(10)));
-        // Two threads, 3 connections: the busiest has 2 of them, 2/3 of the rate.
         assert_eq!(at(30_000.0, 2, 3, auto), (Pacing::Coarse, 500, Some(10)));
         // Past 100000 req/s a thread the tick stays at 100 µs and the burst grows.
         assert_eq!(at(200_000.0, 1, 50, auto), (Pacing::Coarse, 100, Some(20)));
         let coarse = PacingMode::Fixed(Pacing::Coarse);
         assert_eq!(at(20_000.0, 1, 50, coarse), (Pacing::Coarse, 750, Some(15)));
-        let ticked = PacingMode::Auto { tick: true };
-        assert_eq!(at(20_000.0, 1, 50, ticked), (Pacing::Coarse, 750, Some(15)));
         assert_eq!(at(100.0, 1, 1, auto).2, None);
-        // HTTP/2: a tick carries up to one connection's streams, or the bound if more.
-        let h2 = |rate: f64, streams: usize| {
-            let mut c = Config::new(Target::parse("http://127.0.0.1:1/").unwrap());
-            c.rate = Some(crate::schedule::RateProfile::Constant(rate));
-            (c.threads, c.connections, c.http, c.streams) = (1, 10, HttpVersion::Http2, streams);
-            auto.apply(&mut c);
-            (c.pacing, c.tick.as_micros() as u64, c.coarse_burst())
-        };
-        assert_eq!(h2(20_000.0, 10), (Pacing::Coarse, 500, Some(10)));
-        assert_eq!(h2(20_000.0, 2), (Pacing::Coarse, 500, Some(10)));
-        assert_eq!(h2(20_000.0, 14), (Pacing::Coarse, 700, Some(14)));
-        assert_eq!(h2(20_000.0, 100), (Pacing::Coarse, 750, Some(15)));
+        // HTTP/2: a tick carries up to one connection's streams.
+        let mut c = Config::new(Target::parse("http://127.0.0.1:1/").unwrap());
+        c.rate = Some(crate::schedule::RateProfile::Constant(20_000.0));
+        (c.threads, c.connections, c.http, c.streams) = (1, 10, HttpVersion::Http2, 14);
+        c.set_pacing(auto);
+        assert_eq!((c.tick.as_micros(), c.coarse_burst()), (700, Some(14)));
     }
 
     #[test]

@@ -152,6 +152,25 @@ impl Stages {
             .fold(self.start, f64::max)
     }
 
+    /// The lowest rate of the profile, req/s (a profile is linear between its targets).
+    pub fn lowest(&self) -> f64 {
+        self.stages
+            .iter()
+            .map(|s| s.target)
+            .fold(self.start, f64::min)
+    }
+
+    /// The rate at `t` seconds (after a jump at exactly `t`, the rate after it).
+    fn rate_at(&self, t: f64) -> f64 {
+        let i = self.segs.partition_point(|s| s.t0 + s.d <= t);
+        match self.segs.get(i) {
+            Some(s) if t >= s.t0 => s.r0 + (s.r1 - s.r0) * (t - s.t0) / s.d,
+            // Between segments only at a jump: the rate is the next segment's start.
+            Some(s) => s.r0,
+            None => self.last_rate(),
+        }
+    }
+
     /// The rate after the end (the last stage's target): the plan goes on at it, though no
     /// slot after the end is ever sent.
     fn last_rate(&self) -> f64 {
@@ -234,6 +253,14 @@ impl RateProfile {
         match self {
             RateProfile::Constant(r) => *r,
             RateProfile::Stages(s) => s.peak(),
+        }
+    }
+
+    /// The planned rate at `t_ns` after the start, req/s.
+    pub fn rate_at(&self, t_ns: u64) -> f64 {
+        match self {
+            RateProfile::Constant(r) => *r,
+            RateProfile::Stages(s) => s.rate_at(t_ns as f64 / 1e9),
         }
     }
 

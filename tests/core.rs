@@ -516,6 +516,45 @@ fn auto_pacing_picks_coarse_at_high_thread_rates_and_says_so() {
     assert!(text.contains("; precise pacing)"), "{text}");
 }
 
+/// Under a ramp that crosses the switch to coarse pacing, `auto` paces adaptively (precise
+/// while the rate is low, coarse above it), says so, and still sends the plan's every request.
+#[test]
+fn auto_pacing_follows_a_ramp_across_the_switch() {
+    let s = serve_alone(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = run(
+        &[
+            "-t1",
+            "-c10",
+            "--stages",
+            "0s:500,2s:9000",
+            "--latency",
+            "--json",
+            json.to_str().unwrap(),
+            &s.url,
+        ],
+        LIMIT,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    // At the peak, 9000 req/s on one thread: 7 requests in each 750 µs tick.
+    assert!(
+        text.contains(
+            "adaptive pacing: precise at low rates, coarse at high ones with ticks down to \
+             750.00us: up to 7 requests left together)"
+        ),
+        "{text}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["config"]["pacing"], "adaptive", "{doc}");
+    // The plan: (500 + 9000) / 2 × 2 s.
+    assert_eq!(doc["config"]["profile"]["planned"], 9500.0);
+    let sent = doc["requests"].as_u64().unwrap() + doc["dropped"].as_u64().unwrap_or(0);
+    assert!((9405..=9500).contains(&sent), "{sent} of 9500: {text}");
+}
+
 /// Runs `-t1 -d2s --pacing coarse --latency <args>` against a fresh server with `knobs` (alone) and
 /// returns the parsed report and its text.
 fn coarse_run(knobs: &[&str], args: &[&str]) -> (crate::common::Report, String) {

@@ -537,7 +537,7 @@ impl RunArgs {
                 "--seed: only with --arrivals poisson (uniform arrivals are not random)".into(),
             ));
         }
-        self.load.pacing_mode().apply(&mut c);
+        c.set_pacing(self.load.pacing_mode());
         c.latency = self.latency || self.u_latency;
         c.u_latency = self.u_latency;
         c.timing = self.timing;
@@ -614,7 +614,7 @@ impl LoadArgs {
             }
             c.tick = d;
         }
-        self.pacing_mode().apply(&mut c);
+        c.set_pacing(self.pacing_mode());
         c.headers = self
             .headers
             .iter()

@@ -20,6 +20,7 @@ use crate::conn::{self, Abandon, Pace, ThreadCtx};
 use crate::conn_profile::Turns;
 use crate::error::{Error, Result};
 use crate::live::{Msg, ThreadDone};
+use crate::pacer::policy::Follow;
 use crate::record::Stats;
 use crate::request::Request;
 use crate::schedule::{connections_of_thread, Plan};
@@ -194,7 +195,7 @@ pub(super) fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
     let ctx = local.block_on(&rt, async {
         // The pacer's timer first: a process out of file descriptors fails here, with one
         // line, rather than after opening its connections.
-        let timer = if a.config.pacing == crate::config::Pacing::Coarse && a.config.rate.is_some() {
+        let timer = if a.config.pacing.ticks() && a.config.rate.is_some() {
             crate::pacer::Pacer::ticked(a.index, a.config.threads, a.config.tick.as_nanos() as u64)
                 .map(|p| (p, true))
         } else {
@@ -276,7 +277,17 @@ pub(super) fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
         };
         let drain = drain_period(&a.config);
         if ticked {
-            tokio::task::spawn_local(pacer.clone().ticks());
+            // Adaptive pacing follows this thread's share of the rate of the moment.
+            let follow = match (&a.config.rate, a.config.pacing) {
+                (Some(r), crate::config::Pacing::Adaptive) => Some(Follow::new(
+                    r.clone(),
+                    t0_mono,
+                    conns.len() as f64 / a.config.connections.max(1) as f64,
+                    &a.config.load(),
+                )),
+                _ => None,
+            };
+            tokio::task::spawn_local(pacer.clone().ticks(follow));
         } else {
             tokio::task::spawn_local(pacer.clone().run());
         }

@@ -128,7 +128,7 @@ fn step_config(s: &Settings, rate: Option<f64>, duration: Duration) -> Config {
     let mut c = s.base.clone();
     c.rate = rate.map(RateProfile::Constant);
     c.duration = duration;
-    s.pacing.apply(&mut c);
+    c.set_pacing(s.pacing);
     c
 }
 

@@ -8,7 +8,8 @@
 use std::io;
 use std::rc::Rc;
 
-use super::{block_until, mono_ns, Pacer};
+use super::policy::Follow;
+use super::{block_until, mono_ns, Pacer, SLACK_NS};
 
 /// A connection task alive on its thread ([`Pacer::task`]).
 pub struct Task<'a>(&'a Pacer);
@@ -65,7 +66,7 @@ impl Pacer {
     /// response: sleeping through the response would then hold that request back.
     pub fn hold_awake_if_before(&self, next: u64, took: u64) -> Option<Awake<'_>> {
         let end = self.window_end.get();
-        if end > 0 && next < end + self.tick + took {
+        if end > 0 && next < end + self.tick.get() + took {
             self.hold_awake()
         } else {
             None
@@ -77,19 +78,65 @@ impl Pacer {
     /// (which is never armed). The threads' ticks are spread evenly over the tick period.
     pub fn ticked(index: usize, threads: usize, tick_ns: u64) -> io::Result<Rc<Pacer>> {
         let mut p = Pacer::new(0, 0)?;
-        let tick = tick_ns.max(1);
-        let phase = tick * index as u64 / threads.max(1) as u64;
         let inner = Rc::get_mut(&mut p).expect("just made");
-        inner.tick = tick;
-        inner.phase = phase;
+        inner.index = index;
+        inner.threads = threads.max(1);
+        p.set_tick(tick_ns);
         p.window_end.set(p.tick_after(mono_ns()));
         Ok(p)
     }
 
+    /// Sets the tick (and this thread's phase within it).
+    fn set_tick(&self, tick_ns: u64) {
+        let tick = tick_ns.max(1);
+        self.tick.set(tick);
+        self.phase
+            .set(tick * self.index as u64 / self.threads as u64);
+    }
+
     /// Coarse pacing: this thread's first tick after `now`.
     pub(super) fn tick_after(&self, now: u64) -> u64 {
-        let since = now.saturating_sub(self.phase);
-        (since / self.tick + 1) * self.tick + self.phase
+        let (tick, phase) = (self.tick.get(), self.phase.get());
+        let since = now.saturating_sub(phase);
+        (since / tick + 1) * tick + phase
+    }
+
+    /// Adaptive pacing's precise stretch: the sleeps are precise ([`super::Sleep`] sees no
+    /// tick window) and this task wakes them on the timerfd, as [`Pacer::run`] does, until
+    /// `follow` asks for ticks again; returns that tick. The sleeps registered for ticks wake
+    /// on the timer from here on.
+    async fn precise_while(&self, follow: &Follow) -> u64 {
+        self.window_end.set(0);
+        // Precise pacing here wakes on time, not early (the pacer has no early allowance).
+        self.early.set(0);
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.armed = u64::MAX;
+            if let Some(next) = inner.heap.peek().map(|e| e.0.due) {
+                self.arm(&mut inner, next);
+            }
+        }
+        loop {
+            let Ok(mut guard) = self.fd.readable().await else {
+                return 0;
+            };
+            guard.clear_ready();
+            let woke = mono_ns();
+            {
+                let mut inner = self.inner.borrow_mut();
+                inner.armed = u64::MAX;
+                inner.wake_before(woke + SLACK_NS + 1);
+                if let Some(next) = inner.heap.peek().map(|e| e.0.due) {
+                    self.arm(&mut inner, next);
+                }
+            }
+            let tick = follow.tick_at(woke);
+            if tick > 0 {
+                // Ticks again: the timer is the tick loop's from here.
+                self.disarm(&mut self.inner.borrow_mut());
+                return tick;
+            }
+        }
     }
 
     /// Coarse pacing's clock, for the life of a worker thread. The thread sleeps to its next
@@ -112,7 +159,11 @@ impl Pacer {
     /// one being opened: [`Pacer::hold_awake`]), the thread instead waits for the tick in the
     /// reactor (the timerfd), handling responses as they arrive, as precise pacing does; else
     /// a connection could do at most one request per tick.
-    pub async fn ticks(self: Rc<Self>) {
+    ///
+    /// With `follow` (adaptive pacing), each tick's length follows the rate of the moment, and
+    /// while that rate is below the switch to coarse pacing the thread paces precisely instead
+    /// ([`Pacer::precise_while`]).
+    pub async fn ticks(self: Rc<Self>, follow: Option<Follow>) {
         // The tick handled last: a wake-up before its tick (see `early`) must not handle that
         // tick twice.
         let mut last = 0u64;
@@ -122,6 +173,18 @@ impl Pacer {
         // them.
         tokio::task::yield_now().await;
         loop {
+            if let Some(f) = &follow {
+                let tick = match f.tick_at(mono_ns()) {
+                    0 => self.precise_while(f).await,
+                    t => t,
+                };
+                if tick == 0 {
+                    return;
+                }
+                if tick != self.tick.get() {
+                    self.set_tick(tick);
+                }
+            }
             let next = self.tick_after(mono_ns().max(last));
             let awake = self.awake.get() > 0;
             // When every connection task sleeps in the heap (none has a request out, none
@@ -134,9 +197,10 @@ impl Pacer {
                 if awake || inner.tasks == 0 || inner.asleep < inner.tasks {
                     next
                 } else {
-                    let latest = next + MAX_IDLE_NS / self.tick * self.tick;
+                    let tick = self.tick.get();
+                    let latest = next + MAX_IDLE_NS / tick * tick;
                     match inner.heap.peek() {
-                        Some(e) => (self.tick_after(e.0.due) - self.tick).clamp(next, latest),
+                        Some(e) => (self.tick_after(e.0.due) - tick).clamp(next, latest),
                         None => latest,
                     }
                 }
@@ -158,10 +222,10 @@ impl Pacer {
             #[cfg(test)]
             self.tick_wakes.set(self.tick_wakes.get() + 1);
             // Running mean (1/8 weight) of how late the wake-ups are, at most a quarter tick.
-            let late = woke.saturating_sub(aim).min(self.tick / 4);
+            let late = woke.saturating_sub(aim).min(self.tick.get() / 4);
             self.early.set((self.early.get() * 7 + late) / 8);
             let end = self.tick_after(woke.max(target));
-            last = end - self.tick;
+            last = end - self.tick.get();
             self.window_end.set(end);
             self.inner.borrow_mut().wake_before(end);
             tokio::task::yield_now().await;

@@ -25,6 +25,7 @@ use std::task::{Context, Poll, Waker};
 use tokio::io::unix::AsyncFd;
 
 mod coarse;
+pub mod policy;
 pub use coarse::{Awake, Task, DEFAULT_TICK_NS};
 
 /// Deadlines closer than this to "now" are treated as due (the wake-up itself takes longer).
@@ -126,14 +127,18 @@ pub struct Pacer {
     /// Coarse pacing: connections that need the thread to stay in the reactor this tick
     /// ([`Pacer::hold_awake`]).
     awake: std::cell::Cell<u32>,
-    /// Coarse pacing: the tick, ns (0: precise pacing).
-    tick: u64,
+    /// Coarse pacing: the tick, ns (0: precise pacing). Adaptive pacing moves it with the
+    /// rate ([`policy::Follow`]).
+    tick: std::cell::Cell<u64>,
+    /// This worker thread's number and the run's thread count (for `phase`).
+    index: usize,
+    threads: usize,
     /// Coarse pacing: how many times [`Pacer::ticks`] has woken (for the tests).
     #[cfg(test)]
     tick_wakes: std::cell::Cell<u64>,
     /// Coarse pacing: this thread's ticks fall at `phase` past each multiple of `tick`, so
     /// that the threads of a run take turns instead of bursting at the same instants.
-    phase: u64,
+    phase: std::cell::Cell<u64>,
 }
 
 /// A one-shot timer setting expiring at `at` (absolute CLOCK_MONOTONIC ns).
@@ -218,10 +223,12 @@ impl Pacer {
             early: std::cell::Cell::new(0),
             window_end: std::cell::Cell::new(0),
             awake: std::cell::Cell::new(0),
-            tick: 0,
+            tick: std::cell::Cell::new(0),
+            index: 0,
+            threads: 1,
             #[cfg(test)]
             tick_wakes: std::cell::Cell::new(0),
-            phase: 0,
+            phase: std::cell::Cell::new(0),
         }))
     }
 
@@ -237,6 +244,14 @@ impl Pacer {
             )
         };
         inner.armed = at;
+    }
+
+    /// Disarms the timerfd.
+    fn disarm(&self, inner: &mut Inner) {
+        let spec = one_shot(0);
+        // SAFETY: valid descriptor and itimerspec (all zero: disarm).
+        unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+        inner.armed = u64::MAX;
     }
 
     /// Completes at `due` (CLOCK_MONOTONIC ns), to within a few microseconds when the thread
@@ -408,7 +423,7 @@ mod tests {
         local.block_on(&rt, async {
             let pacer = if ticked {
                 let p = Pacer::ticked(1, 3, DEFAULT_TICK_NS).unwrap();
-                tokio::task::spawn_local(p.clone().ticks());
+                tokio::task::spawn_local(p.clone().ticks(None));
                 p
             } else {
                 let p = Pacer::new(0, 0).unwrap();
@@ -467,7 +482,7 @@ mod tests {
         let local = tokio::task::LocalSet::new();
         let late = local.block_on(&rt, async {
             let p = Pacer::ticked(0, 1, DEFAULT_TICK_NS).unwrap();
-            tokio::task::spawn_local(p.clone().ticks());
+            tokio::task::spawn_local(p.clone().ticks(None));
             let t0 = mono_ns();
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             std::thread::spawn(move || {
@@ -494,6 +509,66 @@ mod tests {
         // The fault this guards against sends it 26 ms late; a loaded test machine can delay
         // any wake-up by a few milliseconds.
         assert!(late < 15_000_000, "A's slot left {late} ns late");
+    }
+
+    /// Adaptive pacing: precise while the rate of the moment is below the switch (a sleep
+    /// then ends on time, never early, and no tick runs), coarse above it (a sleep may end up
+    /// to a tick early, and ticks run).
+    #[test]
+    fn adaptive_pacing_switches_with_the_rate() {
+        use crate::schedule::{RateProfile, Stage, Stages};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        let (woke, ticks_before, ticks_after) = local.block_on(&rt, async {
+            let t0 = mono_ns();
+            // 1000 to 41000 req/s over 1 s: the switch (5334) comes at about 110 ms.
+            let profile = RateProfile::Stages(
+                Stages::new(
+                    1000.0,
+                    vec![Stage {
+                        duration: std::time::Duration::from_secs(1),
+                        target: 41_000.0,
+                    }],
+                )
+                .unwrap(),
+            );
+            let load = policy::Load {
+                rate: Some(&profile),
+                threads: 1,
+                connections: 1,
+                streams: 1,
+                tick: std::time::Duration::from_nanos(DEFAULT_TICK_NS),
+            };
+            let follow = policy::Follow::new(profile.clone(), t0, 1.0, &load);
+            let p = Pacer::ticked(0, 1, DEFAULT_TICK_NS).unwrap();
+            tokio::task::spawn_local(p.clone().ticks(Some(follow)));
+            let _task = p.task();
+            let mut woke = Vec::new();
+            let mut ticks_before = 0;
+            for ms in [20u64, 40, 60, 400, 600] {
+                let due = t0 + ms * 1_000_000;
+                p.sleep_until(due).await;
+                woke.push(due as i64 - mono_ns() as i64);
+                if ms == 60 {
+                    ticks_before = p.tick_wakes.get();
+                }
+            }
+            (woke, ticks_before, p.tick_wakes.get())
+        });
+        for &early in &woke[..3] {
+            assert!(
+                early <= SLACK_NS as i64,
+                "precise stretch woke early: {woke:?}"
+            );
+        }
+        assert_eq!(ticks_before, 0, "ticks ran below the switch");
+        assert!(ticks_after > ticks_before, "no tick above the switch");
+        for &early in &woke[3..] {
+            assert!(early < (DEFAULT_TICK_NS * 5 / 4) as i64, "{woke:?}");
+        }
     }
 
     /// Think time never ends before its deadline, with either pacing.

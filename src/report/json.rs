@@ -152,11 +152,13 @@ pub struct ConfigDoc {
     /// version 1.
     #[serde(default)]
     pub timing: bool,
-    /// `--pacing` (`precise` or `coarse`); `null` for closed loop. Added within version 1:
-    /// absent in older files.
+    /// The pacing that ran: `precise`, `coarse`, or `adaptive` (`--pacing auto` under a
+    /// profile crossing the switch: precise at low rates, coarse at high ones); `null` for
+    /// closed loop. Added within version 1: absent in older files.
     #[serde(default)]
     pub pacing: Option<String>,
-    /// `--tick` in seconds, with coarse pacing; else `null`. Added within version 1.
+    /// `--tick` in seconds, with coarse pacing (adaptive: the shortest, at the peak); else
+    /// `null`. Added within version 1.
     #[serde(default)]
     pub tick_s: Option<f64>,
     /// With coarse pacing, the most requests one tick released together on the busiest thread
@@ -451,9 +453,9 @@ pub fn to_document(r: &RunResult) -> Document {
             pacing: c.rate.as_ref().map(|_| match c.pacing {
                 Pacing::Precise => "precise".into(),
                 Pacing::Coarse => "coarse".into(),
+                Pacing::Adaptive => "adaptive".into(),
             }),
-            tick_s: (c.rate.is_some() && c.pacing == Pacing::Coarse)
-                .then_some(c.tick.as_secs_f64()),
+            tick_s: (c.rate.is_some() && c.pacing.ticks()).then_some(c.tick.as_secs_f64()),
             burst: c.coarse_burst(),
             profile: match &c.rate {
                 Some(RateProfile::Stages(p)) => Some(ProfileDoc {

@@ -98,9 +98,11 @@ pub fn from_document(d: Document) -> Result<RunResult> {
     config.latency = c.latency;
     config.u_latency = c.u_latency;
     config.timing = c.timing;
-    if c.pacing.as_deref() == Some("coarse") {
-        config.pacing = Pacing::Coarse;
-    }
+    config.pacing = match c.pacing.as_deref() {
+        Some("coarse") => Pacing::Coarse,
+        Some("adaptive") => Pacing::Adaptive,
+        _ => Pacing::Precise,
+    };
     if let Some(t) = c.tick_s {
         config.tick = secs(t, "config.tick_s")?;
     }

@@ -378,6 +378,12 @@ pub fn write_report(w: &mut impl Write, s: &Summary) -> io::Result<()> {
                 format_time_us(c.tick.as_nanos() as f64 / 1000.0),
                 c.coarse_burst().unwrap_or(1)
             ),
+            crate::config::Pacing::Adaptive => format!(
+                "adaptive pacing: precise at low rates, coarse at high ones with ticks down to \
+                 {}: up to {} requests left together",
+                format_time_us(c.tick.as_nanos() as f64 / 1000.0),
+                c.coarse_burst().unwrap_or(1)
+            ),
         };
         writeln!(
             w,
