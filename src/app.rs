@@ -2,15 +2,14 @@
 //! drives the library and writes the report; `main` only maps the result to an exit code.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use crate::cli::{self, Cli, Command, DemoArgs, KnobArgs, ServeArgs};
+use crate::cli::{Cli, Command, DemoArgs, KnobArgs, ServeArgs};
 use crate::config::{Config, Target};
 use crate::error::{Error, Result};
 use crate::results::{out, Outputs};
 use crate::schedule::RateProfile;
 use crate::server::{self, Knobs};
-use crate::units::{parse_count, parse_duration};
+use crate::units::parse_count;
 
 /// Runs the command line; returns the process exit code on success.
 pub fn run(cli: Cli) -> Result<i32> {
@@ -44,11 +43,6 @@ pub fn run(cli: Cli) -> Result<i32> {
 }
 
 fn knobs(a: &KnobArgs) -> Result<Knobs> {
-    let dur = |s: &Option<String>, flag: &str| -> Result<Option<Duration>> {
-        s.as_deref()
-            .map(|v| parse_duration(v).map_err(|e| Error::Usage(format!("{flag}: {e}"))))
-            .transpose()
-    };
     let body = parse_count(&a.body_size).map_err(|e| Error::Usage(format!("--body-size: {e}")))?;
     if !(0.0..=1e9).contains(&body) {
         return Err(Error::Usage("--body-size: must be between 0 and 1G".into()));
@@ -59,14 +53,11 @@ fn knobs(a: &KnobArgs) -> Result<Knobs> {
             a.status
         )));
     }
-    let stall = match (
-        dur(&a.stall_at, "--stall-at")?,
-        dur(&a.stall_for, "--stall-for")?,
-    ) {
+    let stall = match (a.stall_at, a.stall_for) {
         (Some(at), Some(len)) => Some((at, len)),
         _ => None,
     };
-    let slow = match (a.slow_share, dur(&a.slow_delay, "--slow-delay")?) {
+    let slow = match (a.slow_share, a.slow_delay) {
         (Some(f), Some(d)) if f > 0.0 && f <= 1.0 => Some((f, d)),
         (Some(f), _) => {
             return Err(Error::Usage(format!(
@@ -86,11 +77,11 @@ fn knobs(a: &KnobArgs) -> Result<Knobs> {
         None => None,
     };
     Ok(Knobs {
-        stall_every: dur(&a.stall_every, "--stall-every")?,
+        stall_every: a.stall_every,
         slow,
         capacity,
-        delay: dur(&a.delay, "--delay")?.unwrap_or_default(),
-        spin: dur(&a.spin, "--spin")?.unwrap_or_default(),
+        delay: a.delay.unwrap_or_default(),
+        spin: a.spin.unwrap_or_default(),
         body_size: body as usize,
         status: a.status,
         stall,
@@ -179,11 +170,8 @@ fn service_summary(h: &hdrhistogram::Histogram<u64>) -> String {
 /// and, with a stall, what to read in the report.
 fn demo(a: DemoArgs) -> Result<i32> {
     crate::interrupt::install();
-    let duration = cli::duration(&a.duration, "--duration")?;
-    let stall = parse_duration(&a.stall).map_err(|e| Error::Usage(format!("--stall: {e}")))?;
-    let rate = parse_count(&a.rate).map_err(|e| Error::Usage(format!("--rate: {e}")))?;
-    let threads = cli::count(&a.threads, "--threads")?;
-    let connections = cli::count(&a.connections, "--connections")?;
+    let (duration, stall, rate) = (a.duration, a.stall, a.rate);
+    let (threads, connections) = (a.threads, a.connections);
     if rate < threads as f64 || connections < threads {
         return Err(Error::Usage(
             "demo: need rate >= threads and connections >= threads".into(),

@@ -1,10 +1,11 @@
 //! `loadgen find`'s flags and their validation into the search's settings.
 
+use std::time::Duration;
+
 use clap::{ArgAction, Args};
 
-use super::{duration, rate, LoadArgs, MAX_RATE};
+use super::{rate_for_threads, values, LoadArgs, MAX_RATE};
 use crate::error::{Error, Result};
-use crate::units::parse_duration;
 
 /// `loadgen find`: the highest constant rate at which every threshold holds.
 #[derive(Debug, Args)]
@@ -18,11 +19,11 @@ pub struct FindArgs {
     #[arg(long = "fail-on-errors")]
     pub fail_on_errors: bool,
     /// First rate to try, req/s [default: a 1s closed-loop probe's rate / 10]
-    #[arg(long = "start", value_name = "N", allow_hyphen_values = true)]
-    pub start: Option<String>,
+    #[arg(long = "start", value_name = "N", allow_hyphen_values = true, value_parser = values::Rate)]
+    pub start: Option<f64>,
     /// Highest rate to try, req/s [default: 1G]
-    #[arg(long = "max", value_name = "N", allow_hyphen_values = true)]
-    pub max: Option<String>,
+    #[arg(long = "max", value_name = "N", allow_hyphen_values = true, value_parser = values::Rate)]
+    pub max: Option<f64>,
     /// Factor between climbing steps, more than 1
     #[arg(long = "factor", value_name = "F", default_value = "2")]
     pub factor: f64,
@@ -35,14 +36,15 @@ pub struct FindArgs {
         long = "step-duration",
         value_name = "T",
         default_value = "5s",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        value_parser = values::PositiveDuration
     )]
-    pub step_duration: String,
+    pub step_duration: Duration,
     /// Length of the run that confirms the rate found (0: no confirmation); one that fails
     /// steps down by --precision and confirms again, at most 3 times [default: 3 x
     /// --step-duration]
-    #[arg(long = "confirm", value_name = "T", allow_hyphen_values = true)]
-    pub confirm: Option<String>,
+    #[arg(long = "confirm", value_name = "T", allow_hyphen_values = true, value_parser = values::AnyDuration)]
+    pub confirm: Option<Duration>,
     /// Write every step's full result, and what was found, as JSON to FILE (schema
     /// loadgen.find, docs/find.md)
     #[arg(long = "json", value_name = "FILE")]
@@ -75,11 +77,10 @@ impl FindArgs {
         }
         let start = self
             .start
-            .as_deref()
-            .map(|s| rate(s, "--start", base.threads))
+            .map(|s| rate_for_threads(s, "--start", base.threads))
             .transpose()?;
-        let max = match &self.max {
-            Some(m) => rate(m, "--max", base.threads)?,
+        let max = match self.max {
+            Some(m) => rate_for_threads(m, "--max", base.threads)?,
             None => MAX_RATE,
         };
         if let Some(s) = start {
@@ -109,11 +110,11 @@ impl FindArgs {
                 "--precision: must be from 0.1% to 50%, got {p:?}"
             )));
         }
-        let step = duration(&self.step_duration, "--step-duration")?;
-        let confirm = match self.confirm.as_deref() {
+        let step = self.step_duration;
+        let confirm = match self.confirm {
             None => Some(step * 3),
-            Some(c) if parse_duration(c).is_ok_and(|d| d.is_zero()) => None,
-            Some(c) => Some(duration(c, "--confirm")?),
+            Some(c) if c.is_zero() => None,
+            Some(c) => Some(c),
         };
         let json = match self.json.as_deref() {
             None => None,

@@ -19,6 +19,8 @@ mod profile;
 pub use dashboard::DashboardArgs;
 pub use find::FindArgs;
 pub use profile::{conn_stages, stages, step};
+pub mod values;
+use values::{ArrivalsArg, HttpArg, PacingArg};
 
 /// loadgen: a wrk2-compatible HTTP load generator with constant-throughput (open-loop) load and
 /// coordinated-omission-corrected latency.
@@ -69,18 +71,20 @@ pub struct RunArgs {
         short = 'd',
         long = "duration",
         value_name = "T",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        value_parser = values::PositiveDuration
     )]
-    pub duration: Option<String>,
+    pub duration: Option<Duration>,
     /// Total requests per second (open loop, e.g. 10k; at most 1G); without it, closed loop at
     /// full speed
     #[arg(
         short = 'R',
         long = "rate",
         value_name = "N",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        value_parser = values::Rate
     )]
-    pub rate: Option<String>,
+    pub rate: Option<f64>,
     /// Rate profile (open loop), k6's stages: DUR:RATE[,DUR:RATE...]. The rate moves linearly
     /// from the previous target (the first from -R if given, else 0) to each stage's RATE over
     /// its DUR; a 0s stage is a jump. The run lasts the stages' sum (not with -d)
@@ -99,8 +103,8 @@ pub struct RunArgs {
     pub conn_stages: Option<String>,
     /// How requests arrive within the rate: uniform (evenly spaced, wrk2's plan) or poisson
     /// (exponential gaps at the rate, as independent users arrive; seeded by --seed)
-    #[arg(long = "arrivals", value_name = "KIND", default_value = "uniform", value_parser = ["uniform", "poisson"])]
-    pub arrivals: String,
+    #[arg(long = "arrivals", value_name = "KIND", value_enum, default_value_t = ArrivalsArg::Uniform)]
+    pub arrivals: ArrivalsArg,
     /// Seed of the Poisson arrivals: the same seed gives the same plan [default: from the
     /// clock, printed in the report and the JSON]
     #[arg(long = "seed", value_name = "N")]
@@ -164,18 +168,20 @@ pub struct LoadArgs {
         short = 'c',
         long = "connections",
         value_name = "N",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        value_parser = values::Count
     )]
-    pub connections: Option<String>,
+    pub connections: Option<usize>,
     /// Number of worker threads
     #[arg(
         short = 't',
         long = "threads",
         default_value = "2",
         value_name = "N",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        value_parser = values::Count
     )]
-    pub threads: String,
+    pub threads: usize,
     /// Lua script (wrk/wrk2 API)
     #[arg(short = 's', long = "script", value_name = "FILE")]
     pub script: Option<PathBuf>,
@@ -188,22 +194,23 @@ pub struct LoadArgs {
         long = "timeout",
         default_value = "2s",
         value_name = "T",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        value_parser = values::PositiveDuration
     )]
-    pub timeout: String,
+    pub timeout: Duration,
     /// How requests wait for their intended send time: precise (timerfd, microseconds),
     /// coarse (the thread wakes once per --tick: a quarter of the CPU; requests leave in
     /// per-tick batches, up to a tick early, timed from their actual send), or auto: coarse
     /// when a thread's share of -R puts 4 or more requests in each 750us tick (5334 req/s a
     /// thread), with the tick shortened so that no tick sends more than 10 together (down to
-    /// 100us), else precise
-    #[arg(long = "pacing", value_name = "MODE", default_value = "auto", value_parser = ["auto", "precise", "coarse"])]
-    pub pacing: String,
+    /// 100us), else precise; under --stages or --step, following the rate as it moves
+    #[arg(long = "pacing", value_name = "MODE", value_enum, default_value_t = PacingArg::Auto)]
+    pub pacing: PacingArg,
     /// Coarse pacing's tick, 100us to 10ms: longer costs less CPU, but each tick's requests
     /// reach the server as one larger burst; with --pacing auto, implies coarse [default:
     /// 750us, or the shorter one auto chooses]
-    #[arg(long = "tick", value_name = "T")]
-    pub tick: Option<String>,
+    #[arg(long = "tick", value_name = "T", value_parser = values::PositiveDuration)]
+    pub tick: Option<Duration>,
     /// HTTP method
     #[arg(
         short = 'm',
@@ -230,12 +237,17 @@ pub struct LoadArgs {
     pub http2: bool,
     /// HTTP version: 1.1 (default), 2 (as --http2), or auto (over https://, offer h2 and
     /// http/1.1 by ALPN and speak what the server selects; HTTP/1.1 over http://)
-    #[arg(long = "http-version", value_name = "V", value_parser = ["1.1", "2", "auto"])]
-    pub http_version: Option<String>,
+    #[arg(long = "http-version", value_name = "V", value_enum)]
+    pub http_version: Option<HttpArg>,
     /// HTTP/2: concurrent streams per connection (h2load's -m); -R is spread over
     /// connections x streams, each stream keeping its own plan [default: 1]
-    #[arg(long = "streams", value_name = "N", allow_hyphen_values = true)]
-    pub streams: Option<String>,
+    #[arg(
+        long = "streams",
+        value_name = "N",
+        allow_hyphen_values = true,
+        value_parser = values::Count
+    )]
+    pub streams: Option<usize>,
     /// Target URL: http://host:port/path or https://... (the port is optional)
     #[arg(value_name = "URL", required = true)]
     pub url: Option<String>,
@@ -264,8 +276,8 @@ pub struct ServeArgs {
 #[derive(Debug, Args, Clone)]
 pub struct KnobArgs {
     /// Fixed delay before each response, e.g. 1ms
-    #[arg(long, value_name = "T")]
-    pub delay: Option<String>,
+    #[arg(long, value_name = "T", value_parser = values::AnyDuration)]
+    pub delay: Option<Duration>,
     /// Response body size in bytes (e.g. 600, 1k)
     #[arg(long = "body-size", default_value = "13", value_name = "N")]
     pub body_size: String,
@@ -273,34 +285,34 @@ pub struct KnobArgs {
     #[arg(long, default_value = "200", value_name = "CODE")]
     pub status: u16,
     /// Start of a stall, measured from server start: every response is held from then...
-    #[arg(long = "stall-at", value_name = "T", requires = "stall_for")]
-    pub stall_at: Option<String>,
+    #[arg(long = "stall-at", value_name = "T", value_parser = values::AnyDuration, requires = "stall_for")]
+    pub stall_at: Option<Duration>,
     /// ...for this long, then all are released (the pathology coordinated omission hides)
-    #[arg(long = "stall-for", value_name = "T", requires = "stall_at")]
-    pub stall_for: Option<String>,
+    #[arg(long = "stall-for", value_name = "T", value_parser = values::AnyDuration, requires = "stall_at")]
+    pub stall_for: Option<Duration>,
     /// Repeat the stall with this period (periodic stalls)
-    #[arg(long = "stall-every", value_name = "T", requires = "stall_at")]
-    pub stall_every: Option<String>,
+    #[arg(long = "stall-every", value_name = "T", value_parser = values::AnyDuration, requires = "stall_at")]
+    pub stall_every: Option<Duration>,
     /// Share of responses (every 1/share-th) that get --slow-delay added: a bimodal server
     #[arg(long = "slow-share", value_name = "F", requires = "slow_delay")]
     pub slow_share: Option<f64>,
     /// Extra delay of the slow responses
-    #[arg(long = "slow-delay", value_name = "T", requires = "slow_share")]
-    pub slow_delay: Option<String>,
+    #[arg(long = "slow-delay", value_name = "T", value_parser = values::AnyDuration, requires = "slow_share")]
+    pub slow_delay: Option<Duration>,
     /// Serve at most N requests/s, one at a time (offered more, a queue builds up)
     #[arg(long, value_name = "N")]
     pub capacity: Option<String>,
     /// Busy-wait the last T of every delay, stall and capacity wait (e.g. 200us), so that it
     /// ends on time: an idle CPU, in a VM especially, can wake a millisecond late. Costs up to
     /// T of CPU per delayed response
-    #[arg(long, value_name = "T")]
-    pub spin: Option<String>,
+    #[arg(long, value_name = "T", value_parser = values::AnyDuration)]
+    pub spin: Option<Duration>,
     /// Close the connection after every N responses (Connection: close; GOAWAY over HTTP/2)
     #[arg(long = "close-every", value_name = "N")]
     pub close_every: Option<u64>,
     /// Require a login: POST /login (non-empty body) returns {"token":"..."} and the cookie
     /// session=TOKEN; every other request needs "Authorization: Bearer TOKEN" or that cookie,
-    /// else 401. GET /__stats (no token) returns {"logins":N,"unauthorized":M}
+    /// else 401. GET /__stats (no token) returns the counts (docs/serve.md)
     #[arg(long)]
     pub auth: bool,
     /// Serve HTTPS with a fresh self-signed certificate for localhost/127.0.0.1 (ALPN h2 and
@@ -327,27 +339,27 @@ pub struct KnobArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Test duration
-    #[arg(short = 'd', long, default_value = "5s", value_name = "T")]
-    pub duration: String,
+    #[arg(short = 'd', long, default_value = "5s", value_name = "T", value_parser = values::PositiveDuration)]
+    pub duration: Duration,
     /// Total request rate
-    #[arg(short = 'R', long, default_value = "2000", value_name = "N")]
-    pub rate: String,
+    #[arg(short = 'R', long, default_value = "2000", value_name = "N", value_parser = values::Rate)]
+    pub rate: f64,
     /// Connections
-    #[arg(short = 'c', long, default_value = "20", value_name = "N")]
-    pub connections: String,
+    #[arg(short = 'c', long, default_value = "20", value_name = "N", value_parser = values::Count)]
+    pub connections: usize,
     /// Threads
-    #[arg(short = 't', long, default_value = "2", value_name = "N")]
-    pub threads: String,
+    #[arg(short = 't', long, default_value = "2", value_name = "N", value_parser = values::Count)]
+    pub threads: usize,
     /// Length of the server stall in the middle of the run (0 for none)
-    #[arg(long, default_value = "500ms", value_name = "T")]
-    pub stall: String,
+    #[arg(long, default_value = "500ms", value_name = "T", value_parser = values::AnyDuration)]
+    pub stall: Duration,
 }
 
 /// The highest `-R` accepted: the plan's slots are whole nanoseconds apart.
 const MAX_RATE: f64 = 1e9;
 
 /// `-c` when not given (wrk's default).
-const DEFAULT_CONNECTIONS: &str = "10";
+const DEFAULT_CONNECTIONS: usize = 10;
 
 fn usage(e: crate::units::ParseError, flag: &str) -> Error {
     Error::Usage(format!("{flag}: {e}"))
@@ -421,9 +433,9 @@ pub fn header(h: &str) -> Result<(String, String)> {
     Ok((k.to_string(), v.trim().to_string()))
 }
 
-/// Parses a total request rate for `flag` (`-R`, `find --start`): positive, at most 1G
-/// req/s, and at least one request a second per thread.
-pub fn rate(s: &str, flag: &str, threads: usize) -> Result<f64> {
+/// Parses a total request rate for `flag` (`-R`, `find --start`): positive and at most 1G
+/// req/s ([`values::Rate`]).
+pub fn rate_value(s: &str, flag: &str) -> Result<f64> {
     let rate = parse_count(s).map_err(|e| usage(e, flag))?;
     if rate <= 0.0 {
         return Err(Error::Usage(format!(
@@ -435,6 +447,11 @@ pub fn rate(s: &str, flag: &str, threads: usize) -> Result<f64> {
             "{flag}: at most 1G req/s (one request a nanosecond), got {s:?}"
         )));
     }
+    Ok(rate)
+}
+
+/// A total rate for `flag` checked against the threads: at least one request a second each.
+pub fn rate_for_threads(rate: f64, flag: &str, threads: usize) -> Result<f64> {
     if rate < threads as f64 {
         return Err(Error::Usage(format!(
             "{flag}: {rate} req/s is less than one per thread ({threads} threads); lower -t"
@@ -499,11 +516,15 @@ impl RunArgs {
             c.duration = p.duration();
             c.conn_profile = Some(p);
         }
-        if let Some(d) = &self.duration {
-            c.duration = duration(d, "-d/--duration")?;
+        if let Some(d) = self.duration {
+            c.duration = d;
         }
-        if let Some(r) = &self.rate {
-            c.rate = Some(RateProfile::Constant(rate(r, "-R/--rate", c.threads)?));
+        if let Some(r) = self.rate {
+            c.rate = Some(RateProfile::Constant(rate_for_threads(
+                r,
+                "-R/--rate",
+                c.threads,
+            )?));
         }
         if let Some(profile) = self.profile(c.target_rate())? {
             if self.duration.is_some() {
@@ -519,7 +540,7 @@ impl RunArgs {
             c.duration = profile.duration();
             c.rate = Some(RateProfile::Stages(profile));
         }
-        if self.arrivals == "poisson" {
+        if self.arrivals == ArrivalsArg::Poisson {
             if c.rate.is_none() {
                 return Err(Error::Usage(
                     "--arrivals poisson: needs a rate (-R, --stages or --step)".into(),
@@ -548,10 +569,10 @@ impl RunArgs {
 impl LoadArgs {
     /// How `--pacing` (and `--tick`) choose the pacing of a run at a given rate.
     pub fn pacing_mode(&self) -> PacingMode {
-        match self.pacing.as_str() {
-            "coarse" => PacingMode::Fixed(Pacing::Coarse),
-            "precise" => PacingMode::Fixed(Pacing::Precise),
-            _ => PacingMode::Auto {
+        match self.pacing {
+            PacingArg::Coarse => PacingMode::Fixed(Pacing::Coarse),
+            PacingArg::Precise => PacingMode::Fixed(Pacing::Precise),
+            PacingArg::Auto => PacingMode::Auto {
                 tick: self.tick.is_some(),
             },
         }
@@ -571,14 +592,8 @@ impl LoadArgs {
             .ok_or_else(|| Error::Usage("missing URL".into()))?;
         let target = Target::parse(url)?;
         let mut c = Config::new(target);
-        c.threads = count(&self.threads, "-t/--threads")?;
-        c.connections = match peak {
-            Some(n) => n,
-            None => count(
-                self.connections.as_deref().unwrap_or(DEFAULT_CONNECTIONS),
-                "-c/--connections",
-            )?,
-        };
+        c.threads = self.threads;
+        c.connections = peak.or(self.connections).unwrap_or(DEFAULT_CONNECTIONS);
         if c.connections < c.threads {
             return Err(Error::Usage(match peak {
                 Some(n) => format!(
@@ -592,7 +607,7 @@ impl LoadArgs {
                 ),
             }));
         }
-        c.timeout = duration(&self.timeout, "--timeout")?;
+        c.timeout = self.timeout;
         // tokio's timer, which enforces it, counts whole milliseconds.
         if c.timeout < std::time::Duration::from_millis(1) {
             return Err(Error::Usage(format!(
@@ -600,16 +615,15 @@ impl LoadArgs {
                 self.timeout
             )));
         }
-        if let Some(t) = &self.tick {
-            if self.pacing == "precise" {
+        if let Some(d) = self.tick {
+            if self.pacing == PacingArg::Precise {
                 return Err(Error::Usage(
                     "--tick: not with --pacing precise (precise pacing has no tick)".into(),
                 ));
             }
-            let d = duration(t, "--tick")?;
             if !(Duration::from_micros(100)..=Duration::from_millis(10)).contains(&d) {
                 return Err(Error::Usage(format!(
-                    "--tick: must be from 100us to 10ms, got {t:?}"
+                    "--tick: must be from 100us to 10ms, got {d:?}"
                 )));
             }
             c.tick = d;
@@ -651,13 +665,13 @@ impl LoadArgs {
             }
         }
         c.script = self.script.clone();
-        c.http = match (self.http2, self.http_version.as_deref()) {
-            (true, _) | (_, Some("2")) => HttpVersion::Http2,
-            (_, Some("auto")) => HttpVersion::Auto,
+        c.http = match (self.http2, self.http_version) {
+            (true, _) | (_, Some(HttpArg::Http2)) => HttpVersion::Http2,
+            (_, Some(HttpArg::Auto)) => HttpVersion::Auto,
             _ => HttpVersion::Http1,
         };
-        if let Some(n) = &self.streams {
-            c.streams = count(n, "--streams")?;
+        if let Some(n) = self.streams {
+            c.streams = n;
             if c.http == HttpVersion::Http1 && c.streams > 1 {
                 return Err(Error::Usage(
                     "--streams: needs HTTP/2 (--http2 or --http-version 2|auto); HTTP/1.1 \
