@@ -11,6 +11,7 @@ pub mod json_read;
 pub mod json_series;
 pub mod json_timing;
 pub mod junit;
+pub mod profile_table;
 pub mod run_text;
 pub mod text;
 pub mod thresholds;
