@@ -60,7 +60,7 @@ pub struct ThreadCtx {
     /// recorded as a lower bound ([`Stats::unfinished_n`]).
     pub cut_ns: u64,
     /// `cut_ns` as an `Instant`, for read deadlines.
-    pub cut: Instant,
+    pub cut_at: Instant,
     /// Open loop (`-R`): a request still out at `cut_ns` is recorded as unfinished. In closed
     /// loop, as in wrk, what is in flight at the end of the run is not counted at all.
     pub open_loop: bool,
@@ -81,7 +81,7 @@ impl ThreadCtx {
 
     /// `at_ns` (ns since `t0`, at most `cut_ns`) as a tokio instant, for the deadline timer.
     fn instant_at(&self, at_ns: u64) -> tokio::time::Instant {
-        (self.cut - Duration::from_nanos(self.cut_ns - at_ns)).into()
+        (self.cut_at - Duration::from_nanos(self.cut_ns - at_ns)).into()
     }
 
     fn error(&self, kind: fn(&mut Errors) -> &mut u64) {
@@ -153,7 +153,7 @@ pub(crate) async fn drive<P: Exchange, H: Hooks>(
     // cancelled per request (each under the timer driver's lock) or moved per request.
     let mut deadline = Box::pin(tokio::time::sleep_until(ctx.instant_at(ctx.cut_ns)));
     let mut timer_ns = ctx.cut_ns;
-    let mut g = Progress {
+    let mut progress = Progress {
         ctx: &ctx,
         plan: plan.as_ref(),
         k: 0,
@@ -169,9 +169,9 @@ pub(crate) async fn drive<P: Exchange, H: Hooks>(
         // reconnect counts in its latency.
         let intended = match resend {
             Some(t) => t,
-            None => match wait_for_slot(&ctx, plan.as_ref(), turns, g.k).await {
+            None => match wait_for_slot(&ctx, plan.as_ref(), turns, progress.k).await {
                 Some(t) => t,
-                None => return g.backlog(),
+                None => return progress.backlog(),
             },
         };
         if hooks.stopped() {
@@ -186,9 +186,9 @@ pub(crate) async fn drive<P: Exchange, H: Hooks>(
                 // Coarse pacing: a connection being opened keeps the thread in the reactor,
                 // so the request leaves as soon as it is open (see `Pacer::ticks`).
                 let awake = ctx.pacer.hold_awake();
-                g.connecting = true;
+                progress.connecting = true;
                 let opened = tokio::time::timeout(ctx.timeout, proto.open(&ctx)).await;
-                g.connecting = false;
+                progress.connecting = false;
                 drop(awake);
                 match opened {
                     Ok(Ok(s)) => s,
@@ -203,7 +203,7 @@ pub(crate) async fn drive<P: Exchange, H: Hooks>(
                         // A request to send again fails with its connection.
                         resend = None;
                         if plan.is_some() {
-                            g.k += 1; // the slot is spent; the next attempt waits for the next one
+                            progress.k += 1; // the slot is spent; the next attempt waits for the next one
                         } else {
                             tokio::time::sleep(CLOSED_LOOP_RECONNECT_PAUSE).await;
                         }
@@ -214,13 +214,13 @@ pub(crate) async fn drive<P: Exchange, H: Hooks>(
         };
         proto.fresh();
         let mut intended = intended;
-        let mut free = if preopened { 0 } else { ctx.now() };
+        let mut free_at = if preopened { 0 } else { ctx.now() };
         let mut times = Times {
-            sent: free,
-            done: free,
+            sent: free_at,
+            done: free_at,
         };
-        // How long this connection's last exchange took, ns.
-        let mut took = 0u64;
+        // How long this connection's last exchange last_exchange_ns, ns.
+        let mut last_exchange_ns = 0u64;
         // Whether this connection has served a response: only then may a request whose
         // response never began be sent again (`Next::Resend`).
         let mut served = false;
@@ -230,12 +230,12 @@ pub(crate) async fn drive<P: Exchange, H: Hooks>(
             // response is read when it arrives and the next request is not held to a tick
             // (`Pacer::ticks`). Never true with precise pacing.
             let _awake = plan.as_ref().and_then(|p| {
-                let next = ctx.t0 + p.intended_ns(g.k + 1);
-                ctx.pacer.hold_awake_if_before(next, took)
+                let next = ctx.t0 + p.intended_ns(progress.k + 1);
+                ctx.pacer.hold_awake_if_before(next, last_exchange_ns)
             });
             let slot = Slot {
                 intended,
-                free,
+                free: free_at,
                 reused: served,
                 again: resend.take().is_some(),
             };
@@ -248,13 +248,13 @@ pub(crate) async fn drive<P: Exchange, H: Hooks>(
                     &mut timer_ns,
                     slot,
                     &mut times,
-                    &mut g.out,
+                    &mut progress.out,
                 )
                 .await;
             // Pipelined requests (several in one write) use as many slots of the plan.
-            g.out = Out::NONE;
-            g.k += sent;
-            took = times.done.saturating_sub(times.sent);
+            progress.out = Out::NONE;
+            progress.k += sent;
+            last_exchange_ns = times.done.saturating_sub(times.sent);
             drop(_awake);
             match next {
                 Next::Keep => served = true,
@@ -265,30 +265,31 @@ pub(crate) async fn drive<P: Exchange, H: Hooks>(
                     break;
                 }
                 Next::Stop => return,
-                Next::Cut => return g.backlog(),
+                Next::Cut => return progress.backlog(),
             }
             // Free from the last response's last byte: time spent in the script's response()
             // after it is the generator's, and shows as send lag, not as server latency.
-            free = times.done;
+            free_at = times.done;
             // Think time (`delay()`): the connection is not free until it has passed, and the
             // next request is intended no earlier than that, so think time is never latency.
             let thought = match hooks.delay() {
                 Ok(None) => 0,
                 Ok(Some(d)) => {
-                    free = free.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64);
-                    if free >= ctx.end_ns {
+                    free_at = free_at.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64);
+                    if free_at >= ctx.end_ns {
                         return;
                     }
                     // The plan's slots that pass while the connection thinks are not owed:
                     // its next request takes the last of them (intended when thinking ends),
                     // so the connection never falls behind its plan by its think time alone.
                     if let Some(p) = &plan {
-                        g.thinks = true;
-                        g.k =
-                            g.k.max(p.slots_before(free.saturating_add(1)).saturating_sub(1));
+                        progress.thinks = true;
+                        progress.k = progress
+                            .k
+                            .max(p.slots_before(free_at.saturating_add(1)).saturating_sub(1));
                     }
-                    sleep_until(&ctx, free).await;
-                    free
+                    sleep_until(&ctx, free_at).await;
+                    free_at
                 }
                 Err(Stop) => return,
             };
@@ -298,11 +299,11 @@ pub(crate) async fn drive<P: Exchange, H: Hooks>(
                 proto.leave();
                 break;
             }
-            match wait_for_slot(&ctx, plan.as_ref(), None, g.k).await {
+            match wait_for_slot(&ctx, plan.as_ref(), None, progress.k).await {
                 // Never `max(slot, free)` without think time: that would be the uncorrected
                 // latency, hiding a slow server.
                 Some(t) => intended = t.max(thought),
-                None => return g.backlog(),
+                None => return progress.backlog(),
             }
         }
     }

@@ -300,7 +300,7 @@ pub(super) fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             timeout_ns: a.config.timeout.as_nanos().min(u64::MAX as u128) as u64,
             end_ns: a.config.duration.as_nanos() as u64,
             cut_ns: (a.config.duration + drain).as_nanos() as u64,
-            cut: t0 + a.config.duration + drain,
+            cut_at: t0 + a.config.duration + drain,
             open_loop: a.config.rate.is_some(),
             stats: Stats::anchored(crate::timeline::unix_ns_at(t0)).into(),
             abandoned: None.into(),

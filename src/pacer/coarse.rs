@@ -62,11 +62,11 @@ impl Pacer {
     }
 
     /// [`Pacer::hold_awake`] when a connection whose next slot is `next` (CLOCK_MONOTONIC ns)
-    /// and whose last exchange took `took` ns could need to send before the tick after its
-    /// response: sleeping through the response would then hold that request back.
-    pub fn hold_awake_if_before(&self, next: u64, took: u64) -> Option<Awake<'_>> {
+    /// and whose last exchange lasted `last_exchange_ns` could need to send before the tick
+    /// after its response: sleeping through the response would then hold that request back.
+    pub fn hold_awake_if_before(&self, next: u64, last_exchange_ns: u64) -> Option<Awake<'_>> {
         let end = self.window_end.get();
-        if end > 0 && next < end + self.tick.get() + took {
+        if end > 0 && next < end + self.tick.get() + last_exchange_ns {
             self.hold_awake()
         } else {
             None
