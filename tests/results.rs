@@ -193,6 +193,25 @@ fn json_matches_documented_schema_and_report_reprints_it() {
     let again = run(&["report", p.to_str().unwrap()], LIMIT);
     assert_eq!(stdout(&again), stdout(&prof));
 
+    // A closed-loop ramp writes its connection profile; its report re-prints it too.
+    let cl = dir.path().join("c.json");
+    let ramp = run(
+        &[
+            "-t1",
+            "--conn-stages",
+            "0s:1,500ms:1,0s:2,500ms:2",
+            "--json",
+            cl.to_str().unwrap(),
+            &s.url,
+        ],
+        LIMIT,
+    );
+    assert!(ramp.status.success(), "{}", stderr(&ramp));
+    let cdoc = read_json(&cl);
+    assert_eq!(cdoc["config"]["conn_profile"]["peak"], 2);
+    let again = run(&["report", cl.to_str().unwrap()], LIMIT);
+    assert_eq!(stdout(&again), stdout(&ramp));
+
     // The documents against the documented table, both ways.
     let table = documented();
     let maps: BTreeSet<String> = table
@@ -204,6 +223,7 @@ fn json_matches_documented_schema_and_report_reprints_it() {
     flatten(&doc, "", &maps, &mut seen);
     flatten(&mdoc, "", &maps, &mut seen);
     flatten(&pdoc, "", &maps, &mut seen);
+    flatten(&cdoc, "", &maps, &mut seen);
     for (path, kinds) in &seen {
         let t = table.get(path).unwrap_or_else(|| {
             panic!("{path} is written but not documented in docs/json-schema.md")
