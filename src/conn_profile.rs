@@ -72,6 +72,29 @@ impl ConnProfile {
         Ok(p)
     }
 
+    /// The sum of profiles of one shape (the same stage lengths): the targets add up, as the
+    /// connections of runs side by side do. `None` when their shapes differ.
+    pub fn sum(parts: &[&ConnProfile]) -> Option<ConnProfile> {
+        let first = parts.first()?;
+        let same = parts.iter().all(|p| {
+            p.stages.len() == first.stages.len()
+                && p.stages
+                    .iter()
+                    .zip(first.stages.iter())
+                    .all(|(a, b)| a.duration == b.duration)
+        });
+        if !same {
+            return None;
+        }
+        let stages = (0..first.stages.len())
+            .map(|i| Stage {
+                duration: first.stages[i].duration,
+                target: parts.iter().map(|p| p.stages[i].target).sum(),
+            })
+            .collect();
+        ConnProfile::new(stages).ok()
+    }
+
     /// The stages, in order.
     pub fn stages(&self) -> &[Stage] {
         &self.stages

@@ -152,6 +152,31 @@ impl Stages {
             .fold(self.start, f64::max)
     }
 
+    /// The sum of profiles of one shape (the same stage lengths, in order): start and targets
+    /// add up, so the sum plans, over every interval, what the parts plan together. `None`
+    /// when their shapes differ (or there are none).
+    pub fn sum(parts: &[&Stages]) -> Option<Stages> {
+        let first = parts.first()?;
+        let same = parts.iter().all(|p| {
+            p.stages.len() == first.stages.len()
+                && p.stages
+                    .iter()
+                    .zip(first.stages.iter())
+                    .all(|(a, b)| a.duration == b.duration)
+        });
+        if !same {
+            return None;
+        }
+        let start = parts.iter().map(|p| p.start).sum();
+        let stages = (0..first.stages.len())
+            .map(|i| Stage {
+                duration: first.stages[i].duration,
+                target: parts.iter().map(|p| p.stages[i].target).sum(),
+            })
+            .collect();
+        Stages::new(start, stages).ok()
+    }
+
     /// The lowest rate of the profile, req/s (a profile is linear between its targets).
     pub fn lowest(&self) -> f64 {
         self.stages

@@ -6,12 +6,16 @@
 //! The inputs are taken to be parts of one test run concurrently (e.g. N pods each at
 //! `-R total/N`): the merged run has the sum of their threads, connections and target rates,
 //! starts at the earliest start and lasts as long as the longest input, so its Requests/sec
-//! is the combined rate. The time series shows how the inputs really overlapped.
+//! is the combined rate. The time series shows how the inputs really overlapped. Rate (or
+//! connection) profiles of one shape add up to a profile; of different shapes, the merged run
+//! keeps their mean rates' sum.
 
+use crate::conn_profile::ConnProfile;
 use crate::error::{Error, Result};
 use crate::record::Stats;
 use crate::result::Summary;
 use crate::result::{RunResult, Source};
+use crate::schedule::{RateProfile, Stages};
 use crate::slo::Slo;
 
 fn source_of(file: &str, r: &RunResult) -> Source {
@@ -76,7 +80,24 @@ pub fn merge(inputs: &[(String, RunResult)]) -> Result<RunResult> {
             sources.extend(r.sources.iter().cloned());
         }
     }
-    config.rate = rate.map(crate::schedule::RateProfile::Constant);
+    // Profiles of one shape (runs side by side with the same stages at a share each) add up
+    // to a profile; otherwise the merged run keeps only their mean rates' sum.
+    let profiles: Option<Vec<&Stages>> = inputs
+        .iter()
+        .map(|(_, r)| match &r.summary.config.rate {
+            Some(RateProfile::Stages(p)) => Some(p),
+            _ => None,
+        })
+        .collect();
+    config.rate = match profiles.as_deref().and_then(Stages::sum) {
+        Some(p) => Some(RateProfile::Stages(p)),
+        None => rate.map(RateProfile::Constant),
+    };
+    let conns: Option<Vec<&ConnProfile>> = inputs
+        .iter()
+        .map(|(_, r)| r.summary.config.conn_profile.as_ref())
+        .collect();
+    config.conn_profile = conns.as_deref().and_then(ConnProfile::sum);
     // The inputs' sending windows, on the wall clock: the merged one ends with the last.
     let end = inputs
         .iter()
@@ -224,5 +245,52 @@ mod tests {
         let m = merge(&[("a".into(), a), ("b".into(), b)]).unwrap();
         assert_eq!(m.summary.config.target_rate(), None);
         assert!(merge(&[]).is_err());
+    }
+
+    /// Runs side by side with profiles of one shape merge into their sum (planned counts add
+    /// up over every interval); of different shapes, into the sum of their means.
+    #[test]
+    fn profiles_of_one_shape_add_up() {
+        use crate::schedule::Stage;
+        let stages = |start: f64, a: f64, b: f64, first_ms: u64| {
+            RateProfile::Stages(
+                Stages::new(
+                    start,
+                    vec![
+                        Stage {
+                            duration: Duration::from_millis(first_ms),
+                            target: a,
+                        },
+                        Stage {
+                            duration: Duration::from_secs(1),
+                            target: b,
+                        },
+                    ],
+                )
+                .unwrap(),
+            )
+        };
+        let (mut a, _) = run(0, 100.0, 10, |_| 10, 1000);
+        let (mut b, _) = run(0, 100.0, 10, |_| 10, 1000);
+        a.summary.config.rate = Some(stages(100.0, 300.0, 200.0, 1000));
+        b.summary.config.rate = Some(stages(50.0, 100.0, 400.0, 1000));
+        let m = merge(&[("a".into(), a.clone()), ("b".into(), b.clone())]).unwrap();
+        let merged = m.summary.config.rate.clone().unwrap();
+        assert_eq!(merged, stages(150.0, 400.0, 600.0, 1000));
+        let (ra, rb) = (
+            a.summary.config.rate.unwrap(),
+            b.summary.config.rate.unwrap(),
+        );
+        for (from, to) in [(0, 500_000_000u64), (700_000_000, 1_600_000_000)] {
+            let want = ra.count_between(from, to) + rb.count_between(from, to);
+            assert!((merged.count_between(from, to) - want).abs() < 1e-6);
+        }
+        // Another shape: the sum of the means.
+        a.summary.config.rate = Some(stages(100.0, 300.0, 200.0, 1000));
+        b.summary.config.rate = Some(stages(50.0, 100.0, 400.0, 500));
+        let mean =
+            a.summary.config.target_rate().unwrap() + b.summary.config.target_rate().unwrap();
+        let m = merge(&[("a".into(), a), ("b".into(), b)]).unwrap();
+        assert_eq!(m.summary.config.rate, Some(RateProfile::Constant(mean)));
     }
 }
