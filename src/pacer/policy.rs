@@ -3,7 +3,7 @@
 //! few requests in each tick, then coarse pacing with a tick short enough to bound each
 //! burst; under a rate profile that crosses the switch, the same rule applied as the rate
 //! moves ([`Pacing::Adaptive`], [`Follow`]). Pure arithmetic; the timer that carries it out
-//! is the rest of `pacer/`, the plan it paces is `schedule.rs`.
+//! is the rest of `pacer/`, the plan it paces is `schedule/`.
 
 use std::time::Duration;
 
