@@ -75,24 +75,8 @@ impl ConnProfile {
     /// The sum of profiles of one shape (the same stage lengths): the targets add up, as the
     /// connections of runs side by side do. `None` when their shapes differ.
     pub fn sum(parts: &[&ConnProfile]) -> Option<ConnProfile> {
-        let first = parts.first()?;
-        let same = parts.iter().all(|p| {
-            p.stages.len() == first.stages.len()
-                && p.stages
-                    .iter()
-                    .zip(first.stages.iter())
-                    .all(|(a, b)| a.duration == b.duration)
-        });
-        if !same {
-            return None;
-        }
-        let stages = (0..first.stages.len())
-            .map(|i| Stage {
-                duration: first.stages[i].duration,
-                target: parts.iter().map(|p| p.stages[i].target).sum(),
-            })
-            .collect();
-        ConnProfile::new(stages).ok()
+        let lists: Vec<&[Stage]> = parts.iter().map(|p| &p.stages[..]).collect();
+        ConnProfile::new(crate::schedule::sum_stages(&lists)?).ok()
     }
 
     /// The stages, in order.
@@ -246,16 +230,18 @@ impl Turns {
 mod tests {
     use super::*;
 
+    /// Stages from `(ms, target)` pairs.
+    fn stages(spec: &[(u64, f64)]) -> Vec<Stage> {
+        spec.iter()
+            .map(|&(ms, target)| Stage {
+                duration: Duration::from_millis(ms),
+                target,
+            })
+            .collect()
+    }
+
     fn profile(spec: &[(u64, f64)]) -> ConnProfile {
-        ConnProfile::new(
-            spec.iter()
-                .map(|&(ms, target)| Stage {
-                    duration: Duration::from_millis(ms),
-                    target,
-                })
-                .collect(),
-        )
-        .unwrap()
+        ConnProfile::new(stages(spec)).unwrap()
     }
 
     const S: u64 = 1_000_000_000;
@@ -327,17 +313,7 @@ mod tests {
 
     #[test]
     fn bad_profiles_say_why() {
-        let bad = |spec: &[(u64, f64)]| {
-            ConnProfile::new(
-                spec.iter()
-                    .map(|&(ms, target)| Stage {
-                        duration: Duration::from_millis(ms),
-                        target,
-                    })
-                    .collect(),
-            )
-            .unwrap_err()
-        };
+        let bad = |spec: &[(u64, f64)]| ConnProfile::new(stages(spec)).unwrap_err();
         assert!(bad(&[(1000, 2.5)]).contains("whole number"));
         assert!(bad(&[(1000, -1.0)]).contains("whole number"));
         assert!(bad(&[(0, 5.0)]).contains("no time"));

@@ -42,71 +42,53 @@ fn with<T>(
     })
 }
 
-/// A positive duration (`30s`, `2m`; a bare number is seconds): [`super::duration`].
-#[derive(Debug, Clone, Copy)]
-pub struct PositiveDuration;
+/// Defines a value parser `$name` of `$ty` that runs `$parse(text, flag)` ([`with`]).
+macro_rules! value_parser {
+    ($(#[$doc:meta])* $name:ident: $ty:ty = $parse:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name;
 
-impl TypedValueParser for PositiveDuration {
-    type Value = Duration;
-    fn parse_ref(
-        &self,
-        _: &Command,
-        arg: Option<&Arg>,
-        value: &OsStr,
-    ) -> Result<Duration, clap::Error> {
-        with(arg, value, super::duration)
-    }
-}
-
-/// A duration that may be zero (`0` turns a feature off): `--stall`, `--confirm`.
-#[derive(Debug, Clone, Copy)]
-pub struct AnyDuration;
-
-impl TypedValueParser for AnyDuration {
-    type Value = Duration;
-    fn parse_ref(
-        &self,
-        _: &Command,
-        arg: Option<&Arg>,
-        value: &OsStr,
-    ) -> Result<Duration, clap::Error> {
-        with(arg, value, |s, flag| {
-            if crate::units::parse_duration(s).is_ok_and(|d| d.is_zero()) {
-                Ok(Duration::ZERO)
-            } else {
-                super::duration(s, flag)
+        impl TypedValueParser for $name {
+            type Value = $ty;
+            fn parse_ref(
+                &self,
+                _: &Command,
+                arg: Option<&Arg>,
+                value: &OsStr,
+            ) -> Result<$ty, clap::Error> {
+                with(arg, value, $parse)
             }
-        })
-    }
+        }
+    };
 }
 
-/// A whole count >= 1 (`10`, `10k`): [`super::count`].
-#[derive(Debug, Clone, Copy)]
-pub struct Count;
+value_parser!(
+    /// A positive duration (`30s`, `2m`; a bare number is seconds): [`super::duration`].
+    PositiveDuration: Duration = super::duration
+);
 
-impl TypedValueParser for Count {
-    type Value = usize;
-    fn parse_ref(
-        &self,
-        _: &Command,
-        arg: Option<&Arg>,
-        value: &OsStr,
-    ) -> Result<usize, clap::Error> {
-        with(arg, value, super::count)
+value_parser!(
+    /// A duration that may be zero (`0` turns a feature off): `--stall`, `--confirm`.
+    AnyDuration: Duration = |s: &str, flag: &str| {
+        if crate::units::parse_duration(s).is_ok_and(|d| d.is_zero()) {
+            Ok(Duration::ZERO)
+        } else {
+            super::duration(s, flag)
+        }
     }
-}
+);
 
-/// A positive rate in req/s, at most 1G (`10k`): [`super::rate_value`]. Whether it is at
-/// least one a thread depends on `-t`, and is checked with the rest of the configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct Rate;
+value_parser!(
+    /// A whole count >= 1 (`10`, `10k`): [`super::count`].
+    Count: usize = super::count
+);
 
-impl TypedValueParser for Rate {
-    type Value = f64;
-    fn parse_ref(&self, _: &Command, arg: Option<&Arg>, value: &OsStr) -> Result<f64, clap::Error> {
-        with(arg, value, super::rate_value)
-    }
-}
+value_parser!(
+    /// A positive rate in req/s, at most 1G (`10k`): [`super::rate_value`]. Whether it is at
+    /// least one a thread depends on `-t`, and is checked with the rest of the configuration.
+    Rate: f64 = super::rate_value
+);
 
 /// `--pacing`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

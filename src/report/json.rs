@@ -233,6 +233,17 @@ pub struct StageDoc {
     pub target: f64,
 }
 
+/// A profile's stages as written (`config.profile`, `config.conn_profile`).
+fn stage_docs(stages: &[crate::schedule::Stage]) -> Vec<StageDoc> {
+    stages
+        .iter()
+        .map(|st| StageDoc {
+            duration_s: st.duration.as_secs_f64(),
+            target: st.target,
+        })
+        .collect()
+}
+
 /// `rate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RateDoc {
@@ -460,28 +471,14 @@ pub fn to_document(r: &RunResult) -> Document {
             profile: match &c.rate {
                 Some(RateProfile::Stages(p)) => Some(ProfileDoc {
                     start_rate: p.start(),
-                    stages: p
-                        .stages()
-                        .iter()
-                        .map(|st| StageDoc {
-                            duration_s: st.duration.as_secs_f64(),
-                            target: st.target,
-                        })
-                        .collect(),
+                    stages: stage_docs(p.stages()),
                     peak: p.peak(),
                     planned: p.total(),
                 }),
                 _ => None,
             },
             conn_profile: c.conn_profile.as_ref().map(|p| ConnProfileDoc {
-                stages: p
-                    .stages()
-                    .iter()
-                    .map(|st| StageDoc {
-                        duration_s: st.duration.as_secs_f64(),
-                        target: st.target,
-                    })
-                    .collect(),
+                stages: stage_docs(p.stages()),
                 peak: p.peak(),
             }),
             arrivals: c.rate.as_ref().map(|_| match c.arrivals {

@@ -53,18 +53,20 @@ pub fn from_document(d: Document) -> Result<RunResult> {
     let secs = |v: f64, what: &str| {
         Duration::try_from_secs_f64(v).map_err(|_| bad(format!("invalid {what} {v}")))
     };
+    // A profile's stages read back; `what` names the field in messages.
+    let stages_of = |docs: &[super::json::StageDoc], what: &str| {
+        docs.iter()
+            .map(|st| {
+                Ok(Stage {
+                    duration: secs(st.duration_s, &format!("{what}.stages[].duration_s"))?,
+                    target: st.target,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+    };
     config.rate = match &c.profile {
         Some(p) => {
-            let stages = p
-                .stages
-                .iter()
-                .map(|st| {
-                    Ok(Stage {
-                        duration: secs(st.duration_s, "config.profile.stages[].duration_s")?,
-                        target: st.target,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let stages = stages_of(&p.stages, "config.profile")?;
             let profile = Stages::new(p.start_rate, stages)
                 .map_err(|e| bad(format!("config.profile: {e}")))?;
             Some(RateProfile::Stages(profile))
@@ -72,16 +74,7 @@ pub fn from_document(d: Document) -> Result<RunResult> {
         None => c.rate.map(RateProfile::Constant),
     };
     if let Some(p) = &c.conn_profile {
-        let stages = p
-            .stages
-            .iter()
-            .map(|st| {
-                Ok(Stage {
-                    duration: secs(st.duration_s, "config.conn_profile.stages[].duration_s")?,
-                    target: st.target,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let stages = stages_of(&p.stages, "config.conn_profile")?;
         let profile = crate::conn_profile::ConnProfile::new(stages)
             .map_err(|e| bad(format!("config.conn_profile: {e}")))?;
         config.conn_profile = Some(profile);

@@ -14,7 +14,7 @@
 //! connection instead follows its own seeded Poisson process at `rate / C`.
 
 mod profile;
-pub use profile::{RateProfile, Stage, Stages};
+pub use profile::{sum_stages, RateProfile, Stage, Stages};
 
 /// How requests arrive within the rate: evenly spaced (wrk2's plan) or as a Poisson process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

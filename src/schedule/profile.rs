@@ -145,25 +145,9 @@ impl Stages {
     /// add up, so the sum plans, over every interval, what the parts plan together. `None`
     /// when their shapes differ (or there are none).
     pub fn sum(parts: &[&Stages]) -> Option<Stages> {
-        let first = parts.first()?;
-        let same = parts.iter().all(|p| {
-            p.stages.len() == first.stages.len()
-                && p.stages
-                    .iter()
-                    .zip(first.stages.iter())
-                    .all(|(a, b)| a.duration == b.duration)
-        });
-        if !same {
-            return None;
-        }
+        let lists: Vec<&[Stage]> = parts.iter().map(|p| &p.stages[..]).collect();
         let start = parts.iter().map(|p| p.start).sum();
-        let stages = (0..first.stages.len())
-            .map(|i| Stage {
-                duration: first.stages[i].duration,
-                target: parts.iter().map(|p| p.stages[i].target).sum(),
-            })
-            .collect();
-        Stages::new(start, stages).ok()
+        Stages::new(start, sum_stages(&lists)?).ok()
     }
 
     /// The lowest rate of the profile, req/s (a profile is linear between its targets).
@@ -291,4 +275,25 @@ impl RateProfile {
         }
         j
     }
+}
+
+/// The stage lists of profiles of one shape (the same stage lengths, in order) added up,
+/// target by target; `None` when their shapes differ or there are none. Both kinds of
+/// profile (rates, connections) merge with it.
+pub fn sum_stages(lists: &[&[Stage]]) -> Option<Vec<Stage>> {
+    let first = lists.first()?;
+    let same = lists.iter().all(|l| {
+        l.len() == first.len()
+            && l.iter()
+                .zip(first.iter())
+                .all(|(a, b)| a.duration == b.duration)
+    });
+    same.then(|| {
+        (0..first.len())
+            .map(|i| Stage {
+                duration: first[i].duration,
+                target: lists.iter().map(|l| l[i].target).sum(),
+            })
+            .collect()
+    })
 }
