@@ -1,15 +1,17 @@
 //! HTTP/2 requests from HTTP/1.1 bytes: the request a run sends is built as HTTP/1.1 bytes (by
 //! the command line, or by a script's `wrk.format()`), so that scripts stay unmodified; for
 //! HTTP/2 those bytes are parsed once into method, `:authority`/`:path`, headers and body
-//! ([`H2Request`]), and each request is a copy of that (no parse per request while the bytes do
-//! not change). Connection-specific fields (`Connection`, `Keep-Alive`, `Proxy-Connection`,
+//! ([`H2Request`]) and encoded once as an HPACK header block, which every request sends as it
+//! is (no parse or encoding per request while the bytes do not change). Connection-specific fields (`Connection`, `Keep-Alive`, `Proxy-Connection`,
 //! `Transfer-Encoding`, `Upgrade`, and `TE` other than `trailers`) are malformed in HTTP/2
 //! (RFC 9113 §8.2.2) and left out; `Host` becomes `:authority`. Of pipelined bytes (several
 //! requests back to back) only the first is sent: streams replace pipelining.
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Uri, Version};
+use http::{HeaderMap, Method, Uri};
+
+use super::h2::hpack;
 
 /// One request in HTTP/2 form, ready to copy per send.
 #[derive(Debug, Clone)]
@@ -22,6 +24,11 @@ pub struct H2Request {
     pub headers: HeaderMap,
     /// The body (`Content-Length` bytes after the head), if any.
     pub body: Option<Bytes>,
+    /// The request's header block: pseudo-fields, then the fields.
+    pub block: Vec<u8>,
+    /// The scheme and authority a script's request falls back to (the target's).
+    pub scheme: String,
+    pub authority: String,
 }
 
 /// Fields that are malformed in HTTP/2 (RFC 9113 §8.2.2), and `Host` (`:authority` instead).
@@ -84,30 +91,29 @@ impl H2Request {
             Some(n) if n > 0 => Some(Bytes::copy_from_slice(&rest[..n.min(rest.len())])),
             _ => None,
         };
+        let mut block = Vec::with_capacity(64);
+        hpack::put_field_indexed(&mut block, b":method", method.as_str().as_bytes());
+        hpack::put_field_indexed(
+            &mut block,
+            b":scheme",
+            uri.scheme_str().unwrap_or(scheme).as_bytes(),
+        );
+        let auth = uri.authority().map_or(authority, |a| a.as_str());
+        hpack::put_field_indexed(&mut block, b":authority", auth.as_bytes());
+        let target = uri.path_and_query().map_or("/", |p| p.as_str());
+        hpack::put_field_indexed(&mut block, b":path", target.as_bytes());
+        for (name, value) in headers.iter() {
+            hpack::put_field_indexed(&mut block, name.as_str().as_bytes(), value.as_bytes());
+        }
         Ok(H2Request {
             method,
             uri,
             headers,
             body,
+            block,
+            scheme: scheme.to_string(),
+            authority: authority.to_string(),
         })
-    }
-
-    /// A fresh `http::Request` with this method, URI and headers (no parse: copies).
-    #[inline]
-    pub fn build(&self) -> http::Request<()> {
-        let mut r = http::Request::new(());
-        *r.method_mut() = self.method.clone();
-        *r.uri_mut() = self.uri.clone();
-        *r.version_mut() = Version::HTTP_2;
-        if !self.headers.is_empty() {
-            *r.headers_mut() = self.headers.clone();
-        }
-        r
-    }
-
-    /// Whether responses carry no body (HEAD).
-    pub fn head(&self) -> bool {
-        self.method == Method::HEAD
     }
 }
 
@@ -135,9 +141,28 @@ mod tests {
         assert!(r.headers.get("host").is_none());
         assert_eq!(r.headers.get("content-length").unwrap(), "3");
         assert_eq!(r.body.as_deref(), Some(&b"abc"[..]));
-        let built = r.build();
-        assert_eq!(built.uri(), &r.uri);
-        assert_eq!(built.version(), Version::HTTP_2);
+        // The block decodes to the pseudo-fields, then the fields, in lower case.
+        let mut fields = Vec::new();
+        hpack::Decoder::default()
+            .decode(&r.block, true, |n, v| {
+                fields.push(format!(
+                    "{}: {}",
+                    String::from_utf8_lossy(n),
+                    String::from_utf8_lossy(v)
+                ))
+            })
+            .unwrap();
+        assert_eq!(
+            fields,
+            [
+                ":method: POST",
+                ":scheme: http",
+                ":authority: h:8080",
+                ":path: /a?b=1",
+                "x-a: 1",
+                "content-length: 3"
+            ]
+        );
     }
 
     #[test]

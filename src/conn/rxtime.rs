@@ -71,7 +71,6 @@ macro_rules! forward_async_write {
         }
     };
 }
-pub(crate) use forward_async_write;
 
 use crate::pacer::{clock_ns, mono_ns};
 

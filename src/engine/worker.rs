@@ -374,7 +374,7 @@ pub(super) fn worker<C: Connector>(a: WorkerArgs<C>) -> WorkerOut {
             for st in 0..a.config.streams {
                 let slot = i * a.config.streams + st;
                 spawn!(
-                    H2Slot::new(hc.clone()),
+                    H2Slot::new(hc.clone(), st),
                     plan_of(slot),
                     t.clone(),
                     link.clone(),

@@ -1,39 +1,36 @@
-//! HTTP/2's exchange, on the `h2` crate's client: a connection ([`H2Conn`]) is shared by its
-//! `--streams` slots, each of which follows its own plan through the one slot driver
-//! ([`super::drive`]) and sends one request at a time on a handle ([`H2Link`]) to the
-//! connection. The connection's frames are read and written by a task of its own (h2's
-//! `Connection`), spawned on the thread's `LocalSet`.
+//! HTTP/2's exchange, on loadgen's own HTTP/2 client ([`wire`]): a connection ([`H2Conn`])
+//! is shared by its `--streams` slots, each of which follows its own plan through the one slot
+//! driver ([`super::drive`]) and sends one request at a time on a handle ([`H2Link`]) to the
+//! connection. The connection's frames are read and written by a task of its own
+//! ([`wire::run`]), spawned on the thread's `LocalSet`.
 //!
 //! - **Flow control.** Both windows are 2^30 − 1 (as h2load's), so a response never waits for
-//!   a WINDOW_UPDATE; received data is released as it is read (a stream's last chunk by h2
-//!   itself, when the ended stream is dropped).
+//!   a WINDOW_UPDATE.
 //! - **Streams.** A server whose SETTINGS_MAX_CONCURRENT_STREAMS is below `--streams` clamps
-//!   them: the slots beyond it wait in h2's queue for a free stream (their waits count in
-//!   their corrected latencies), and the lowest such setting is reported
-//!   (`Stats::h2_streams_clamp`).
+//!   them: the slots beyond it wait for a free stream (their waits count in their corrected
+//!   latencies), and the lowest such setting is reported (`Stats::h2_streams_clamp`).
 //! - **Errors**, counted by kind ([`crate::record::H2Errors`]), and the run goes on: a stream
 //!   the server resets (RST_STREAM) fails its request, the connection stays; REFUSED_STREAM,
 //!   and a stream above a GOAWAY's last stream id, were not processed and are sent again once
 //!   (RFC 9113 §8.7); a GOAWAY, or any other connection error, ends the connection, and the
 //!   next request opens a new one.
-//! - **Times.** A request is sent when it is handed to the connection; h2 gives no signal of
-//!   its frames' write, so its sending ends when the handing over (waiting for a stream, the
-//!   headers and body queued) returns. Its first response byte is the kernel's receive time
-//!   (`rxtime`) of the connection's latest read when its response head is seen, its last that
-//!   of the latest read when its body's end is seen, each clamped between the previous phase's
-//!   end and now: the connection task may have read later frames since, so these err late,
-//!   never early.
+//! - **Times.** A request is sent when it is handed to the connection, and its sending ends
+//!   when the write that carried its last byte returned. Its first response byte is the
+//!   kernel's receive time (`rxtime`) of the read that brought its response head, its last
+//!   that of the read that brought its end, each kept between the previous phase's end and
+//!   the time it was seen.
 //! - **Bytes** counted are the connection's socket bytes (frames included).
+
+mod frame;
+pub mod hpack;
+mod huffman;
+pub mod wire;
 
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
-use std::task::{ready, Context, Poll};
 
-use bytes::Bytes;
-use h2::client::SendRequest;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use super::connect::Connector;
@@ -42,14 +39,14 @@ pub use super::h2req::H2Request;
 use super::hooks::{Hooks, Stop};
 use super::http1::ResponseSink;
 use super::proto::Exchange;
-use super::rxtime::{self, TimedRead};
+use super::rxtime;
 use super::unfinished::{deadline_missed, Out};
 use super::{error::ReadReason, Next, ThreadCtx};
 use crate::pacer::mono_ns;
 use crate::record::H2Errors;
+use wire::{End, Outcome, Wire};
 
-/// The flow-control windows a connection and each stream open with (h2load's: 2^30 − 1).
-pub const WINDOW: u32 = (1 << 30) - 1;
+pub use wire::WINDOW;
 
 /// What one worker thread's HTTP/2 connections count outside the per-request recording (their
 /// connection tasks have no `Stats` of their own); added to the thread's `Stats` at the end.
@@ -92,14 +89,38 @@ impl H2Thread {
     }
 }
 
-/// A slot's handle on its connection.
-#[derive(Clone)]
+/// A slot's handle on its connection; the connection ends when the last is dropped.
 pub struct H2Link {
-    send: SendRequest<Bytes>,
+    wire: Rc<Wire>,
     /// Which of the connection's successive sockets this is.
     gen: u64,
     /// The server's SETTINGS_MAX_CONCURRENT_STREAMS was looked at.
     checked: bool,
+}
+
+impl H2Link {
+    fn new(wire: Rc<Wire>, gen: u64) -> H2Link {
+        wire.hold();
+        H2Link {
+            wire,
+            gen,
+            checked: false,
+        }
+    }
+}
+
+impl Clone for H2Link {
+    fn clone(&self) -> H2Link {
+        let mut l = H2Link::new(self.wire.clone(), self.gen);
+        l.checked = self.checked;
+        l
+    }
+}
+
+impl Drop for H2Link {
+    fn drop(&mut self) {
+        self.wire.release();
+    }
 }
 
 /// One HTTP/2 connection, shared by its stream slots; reopened by the first slot that needs
@@ -107,8 +128,6 @@ pub struct H2Link {
 pub struct H2Conn<C> {
     connector: C,
     thread: Rc<H2Thread>,
-    /// The kernel receive time of the connection's latest read (CLOCK_REALTIME ns).
-    rx: Rc<Cell<Option<u64>>>,
     /// The open connection, if any.
     live: RefCell<Option<H2Link>>,
     /// Sockets opened so far.
@@ -123,57 +142,43 @@ impl<C: Connector> H2Conn<C> {
         Rc::new(H2Conn {
             connector,
             thread,
-            rx: Rc::new(Cell::new(None)),
             live: RefCell::new(None),
             gen: Cell::new(0),
             opening: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// Starts HTTP/2 on the open socket `io` (the preface and SETTINGS are written; nothing is
-    /// awaited from the server) and spawns its connection task on the thread's `LocalSet`.
+    /// Starts HTTP/2 on the open socket `io` (the preface and SETTINGS go out first; nothing
+    /// is awaited from the server) and spawns its connection task on the thread's `LocalSet`.
     pub async fn handshake(self: &Rc<Self>, io: C::Stream) -> io::Result<H2Link> {
-        let io = Counted {
-            io,
-            thread: self.thread.clone(),
-            rx: self.rx.clone(),
-        };
-        let (send, conn) = h2::client::Builder::new()
-            .initial_window_size(WINDOW)
-            .initial_connection_window_size(WINDOW)
-            .initial_max_send_streams(self.thread.streams)
-            .enable_push(false)
-            .handshake::<_, Bytes>(io)
-            .await
-            .map_err(io::Error::other)?;
+        let wire = Wire::new(self.thread.streams);
         let gen = self.gen.get() + 1;
         self.gen.set(gen);
         let me: Weak<H2Conn<C>> = Rc::downgrade(self);
+        let thread = self.thread.clone();
+        let task_wire = wire.clone();
         tokio::task::spawn_local(async move {
-            let ended = conn.await;
+            let on_read = |n: u64| thread.bytes.set(thread.bytes.get() + n);
+            let ended = wire::run(task_wire, io, on_read).await;
             // Gone: the slots ended and dropped the connection themselves.
             if let Some(me) = me.upgrade() {
                 me.ended(gen, ended);
             }
         });
-        let link = H2Link {
-            send,
-            gen,
-            checked: false,
-        };
+        let link = H2Link::new(wire, gen);
         *self.live.borrow_mut() = Some(link.clone());
         Ok(link)
     }
 
     /// The connection task of socket `gen` ended while its slots still wanted it: with a GOAWAY
-    /// (graceful, or with an error code) or another error.
+    /// or a connection error (or closed by the client: not counted).
     #[cold]
-    fn ended(&self, gen: u64, how: Result<(), h2::Error>) {
+    fn ended(&self, gen: u64, how: End) {
         self.dead(gen);
         match how {
-            Ok(()) => self.thread.count(|e| &mut e.goaway),
-            Err(e) if e.is_go_away() && e.is_remote() => self.thread.count(|e| &mut e.goaway),
-            Err(_) => self.thread.count(|e| &mut e.connection),
+            End::Goaway(_) => self.thread.count(|e| &mut e.goaway),
+            End::Error(_) => self.thread.count(|e| &mut e.connection),
+            End::Closed => {}
         }
     }
 
@@ -209,102 +214,67 @@ pub async fn start_all<C: Connector>(
     out
 }
 
-/// The socket under h2, counting the bytes read and keeping the latest read's receive time.
-struct Counted<S> {
-    io: S,
-    thread: Rc<H2Thread>,
-    rx: Rc<Cell<Option<u64>>>,
-}
-
-impl<S: TimedRead + AsyncWrite + Unpin> AsyncRead for Counted<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
-        let n = (buf.filled().len() - before) as u64;
-        if n > 0 {
-            this.thread.bytes.set(this.thread.bytes.get() + n);
-            if let Some(at) = this.io.last_rx() {
-                this.rx.set(Some(at));
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-rxtime::forward_async_write!([S: AsyncWrite + Unpin] Counted<S>, io);
-
 /// One stream slot of an HTTP/2 connection.
 pub struct H2Slot<C> {
     conn: Rc<H2Conn<C>>,
+    /// Which of the connection's stream slots this is.
+    index: usize,
     /// The script's latest request bytes and their HTTP/2 form (parsed again only when the
     /// bytes change).
     scripted: Option<(Vec<u8>, H2Request)>,
 }
 
 impl<C> H2Slot<C> {
-    /// A slot of `conn`.
-    pub fn new(conn: Rc<H2Conn<C>>) -> H2Slot<C> {
+    /// Stream slot `index` of `conn`.
+    pub fn new(conn: Rc<H2Conn<C>>, index: usize) -> H2Slot<C> {
         H2Slot {
             conn,
+            index,
             scripted: None,
         }
     }
 }
 
-/// What a failed exchange returns: a request to send again keeps its slot of the plan (0
-/// used, as `Exchange::exchange` requires), any other failure used its slot.
-fn failed_slots(next: Next) -> (Next, u64) {
-    let used = if matches!(next, Next::Resend) { 0 } else { 1 };
-    (next, used)
-}
-
-/// How a request's stream failed, and so what the slot does next.
+/// A request that failed on its stream or connection: counted, and what the slot does next
+/// with how many slots of the plan it used (a request to send again keeps its slot).
 #[cold]
 fn failed<C: Connector>(
     ctx: &ThreadCtx,
     conn: &H2Conn<C>,
     link: &H2Link,
-    e: h2::Error,
+    how: Outcome,
     slot: Slot,
     out: &mut Out,
-) -> Next {
+) -> (Next, u64) {
     let thread = &conn.thread;
-    let unprocessed = (e.is_go_away() && e.is_remote())
-        || (e.is_reset() && e.is_remote() && e.reason() == Some(h2::Reason::REFUSED_STREAM));
-    if e.is_reset() && e.is_remote() {
-        thread.count(|e| &mut e.rst_stream);
-        if e.reason() == Some(h2::Reason::REFUSED_STREAM) {
-            thread.count(|e| &mut e.refused_stream);
+    let (unprocessed, stream_only, reason) = match how {
+        Outcome::Reset(code) => {
+            thread.count(|e| &mut e.rst_stream);
+            let refused = code == frame::REFUSED_STREAM;
+            if refused {
+                thread.count(|e| &mut e.refused_stream);
+            }
+            (refused, true, ReadReason::Reset)
         }
-    }
-    let stream_only = e.is_reset() && e.is_remote();
+        Outcome::Unprocessed => (true, false, ReadReason::Closed),
+        Outcome::Lost(r) => (false, false, r),
+        Outcome::Done => unreachable!("a complete response did not fail"),
+    };
     if !stream_only {
         conn.dead(link.gen);
     }
     // Not processed by the server (RFC 9113 §8.7): sent again once.
     if unprocessed && !slot.again {
         *out = Out::NONE;
-        return Next::Resend;
+        return (Next::Resend, 0);
     }
-    let reason = if stream_only {
-        ReadReason::Reset
-    } else if e.is_io() || e.is_go_away() {
-        ReadReason::Closed
-    } else {
-        ReadReason::Io
-    };
     let mut stats = ctx.stats.borrow_mut();
     stats.error(ctx.now(), |e| &mut e.read);
     stats.errors.read_reasons.count(reason);
     if stream_only {
-        Next::Keep
+        (Next::Keep, 1)
     } else {
-        Next::Reconnect
+        (Next::Reconnect, 1)
     }
 }
 
@@ -354,18 +324,13 @@ impl<C: Connector> Exchange for H2Slot<C> {
                 Err(Stop) => return (Next::Stop, 1),
             }
         };
-        let (req, body) = match scripted {
-            None => {
-                let t = &self.conn.thread.request;
-                (t.build(), t.body.clone())
-            }
+        let req = match scripted {
+            None => &self.conn.thread.request,
             Some(r) => {
                 let same = matches!(&self.scripted, Some((b, _)) if *b == r.bytes);
                 if !same {
-                    let base = &self.conn.thread.request.uri;
-                    let scheme = base.scheme_str().unwrap_or("http");
-                    let authority = base.authority().map_or("", |a| a.as_str());
-                    match H2Request::parse(&r.bytes, scheme, authority) {
+                    let base = &self.conn.thread.request;
+                    match H2Request::parse(&r.bytes, &base.scheme, &base.authority) {
                         Ok(p) => self.scripted = Some((r.bytes.clone(), p)),
                         Err(_) => {
                             ctx.error(|e| &mut e.write);
@@ -373,8 +338,7 @@ impl<C: Connector> Exchange for H2Slot<C> {
                         }
                     }
                 }
-                let t = &self.scripted.as_ref().expect("parsed above").1;
-                (t.build(), t.body.clone())
+                &self.scripted.as_ref().expect("parsed above").1
             }
         };
         let sent = ctx.now();
@@ -391,10 +355,12 @@ impl<C: Connector> Exchange for H2Slot<C> {
             timer.as_mut().reset(ctx.instant_at(deadline_ns));
         }
         let conn = &*self.conn;
-        // Ready at once unless this handle's previous stream still waits to open.
-        let ready = std::future::poll_fn(|cx| link.send.poll_ready(cx));
-        let sent_on = match before(ctx, ready, timer.as_mut(), timer_ns, deadline_ns).await {
-            Some(Ok(())) => link.send.send_request(req, body.is_none()),
+        let (wire, index) = (&*link.wire, self.index);
+        let wants = hooks.sink().wants();
+        // Ready at once unless the server's stream limit holds this slot back.
+        let open = std::future::poll_fn(|cx| wire.poll_open(index, cx));
+        let sent_on = match before(ctx, open, timer.as_mut(), timer_ns, deadline_ns).await {
+            Some(Ok(())) => wire.send(index, &req.block, req.body.as_ref(), wants),
             Some(Err(e)) => Err(e),
             None => {
                 let now = ctx.now();
@@ -402,93 +368,46 @@ impl<C: Connector> Exchange for H2Slot<C> {
                 return (deadline_missed(ctx, intended, sent, now, 1), 1);
             }
         };
-        let (response, mut tx) = match sent_on {
-            Ok(r) => r,
+        if sent_on.is_err() {
             // The connection has gone (a GOAWAY, an error): nothing of this request was sent,
             // so it is sent again on a new one, once.
-            Err(e) => {
-                conn.dead(link.gen);
-                if !slot.again {
-                    *out = Out::NONE;
-                    return (Next::Resend, 0);
-                }
-                return failed_slots(failed(ctx, conn, link, e, slot, out));
+            conn.dead(link.gen);
+            if !slot.again {
+                *out = Out::NONE;
+                return (Next::Resend, 0);
             }
-        };
-        if let Some(b) = body {
-            // A failure shows in the response.
-            let _ = tx.send_data(b, true);
+            return failed(
+                ctx,
+                conn,
+                link,
+                Outcome::Lost(ReadReason::Closed),
+                slot,
+                out,
+            );
         }
-        // h2 says nothing of when its frames are written: sending ends when the request (and
-        // its body) has been handed over, that is, when these calls return.
-        let wrote = ctx.now();
-        let res = before(ctx, response, timer.as_mut(), timer_ns, deadline_ns).await;
-        // The head's arrival: the kernel receive time of the connection's latest read, which
-        // brought it (or a later frame: errs late).
-        let head_rx = conn.rx.get();
-        let res = match res {
-            Some(Ok(r)) => r,
-            Some(Err(e)) => {
+        let ended = std::future::poll_fn(|cx| wire.poll_outcome(index, cx));
+        match before(ctx, ended, timer.as_mut(), timer_ns, deadline_ns).await {
+            Some(Outcome::Done) => {}
+            Some(o) => {
                 times.done = ctx.now();
-                return failed_slots(failed(ctx, conn, link, e, slot, out));
+                return failed(ctx, conn, link, o, slot, out);
             }
             None => {
+                wire.cancel(index);
                 let now = ctx.now();
                 times.done = now;
                 return (deadline_missed(ctx, intended, sent, now, 1), 1);
             }
-        };
+        }
+        let (status, head_rx, end_rx, wrote_abs) = wire.times(index);
         if !link.checked {
             // The server's SETTINGS came before any response on this connection.
             link.checked = true;
-            let max = link.send.current_max_send_streams();
             let thread = &conn.thread;
-            if max < thread.streams {
-                let m = max as u64;
+            if let Some(max) = wire.server_max().filter(|&m| m < thread.streams as u64) {
                 thread
                     .clamp
-                    .set(Some(thread.clamp.get().map_or(m, |c| c.min(m))));
-            }
-        }
-        let status = res.status().as_u16();
-        let (parts, mut recv) = res.into_parts();
-        let wants = hooks.sink().wants();
-        if wants {
-            let fields: Vec<httparse::Header<'_>> = parts
-                .headers
-                .iter()
-                .map(|(k, v)| httparse::Header {
-                    name: k.as_str(),
-                    value: v.as_bytes(),
-                })
-                .collect();
-            hooks.sink().head(status, &fields);
-        }
-        // The body, until its end: seen with its last chunk (END_STREAM on the frame), so that
-        // the stream is not polled once more for it.
-        while !recv.is_end_stream() {
-            let data = std::future::poll_fn(|cx| recv.poll_data(cx));
-            match before(ctx, data, timer.as_mut(), timer_ns, deadline_ns).await {
-                Some(None) => break,
-                Some(Some(Ok(chunk))) => {
-                    // A closed stream's unreleased data is released by h2 when the stream is
-                    // dropped (`release_closed_capacity`): only an open one's is released here.
-                    if !recv.is_end_stream() {
-                        let _ = recv.flow_control().release_capacity(chunk.len());
-                    }
-                    if wants {
-                        hooks.sink().body(&chunk);
-                    }
-                }
-                Some(Some(Err(e))) => {
-                    times.done = ctx.now();
-                    return failed_slots(failed(ctx, conn, link, e, slot, out));
-                }
-                None => {
-                    let now = ctx.now();
-                    times.done = now;
-                    return (deadline_missed(ctx, intended, sent, now, 1), 1);
-                }
+                    .set(Some(thread.clamp.get().map_or(max, |c| c.min(max))));
             }
         }
         let now_abs = mono_ns();
@@ -497,17 +416,28 @@ impl<C: Connector> Exchange for H2Slot<C> {
             let at = rxtime::to_monotonic(rx?, now_abs)?.saturating_sub(ctx.t0);
             (at >= sent).then_some(at.min(now))
         };
-        let done = arrived(conn.rx.get()).unwrap_or(now);
+        let done = arrived(end_rx).unwrap_or(now);
         times.done = done;
         // The breakdown, each phase kept within its neighbours so that they add up to the
         // uncorrected latency.
-        let wrote = wrote.clamp(sent, done);
+        let wrote = match wrote_abs {
+            0 => done,
+            w => w.saturating_sub(ctx.t0),
+        }
+        .clamp(sent, done);
         let first = arrived(head_rx).unwrap_or(done).clamp(wrote, done);
         let mut stats = ctx.stats.borrow_mut();
         stats.record(intended, free, sent, done, status);
         stats.record_phases(wrote - sent, first - wrote, done - first);
         drop(stats);
         out.left = 0;
+        if wants {
+            let sink = hooks.sink();
+            wire.take_response(index, |fields, body| {
+                sink.head(status, fields);
+                sink.body(body);
+            });
+        }
         if hooks.response().is_err() {
             return (Next::Stop, 1);
         }
