@@ -834,7 +834,7 @@ where
     std::future::poll_fn(|cx| {
         let st = &mut *wire.st.borrow_mut();
         // Read everything that arrived.
-        if !matches!(st.end, Some(End::Error(_)) | Some(End::Closed)) {
+        if !matches!(st.end, Some(End::Error(_))) {
             loop {
                 let mut rb = ReadBuf::new(&mut rbuf[filled..]);
                 match Pin::new(&mut io).poll_read(cx, &mut rb) {
@@ -884,19 +884,16 @@ where
         if unflushed && Pin::new(&mut io).poll_flush(cx).is_ready() {
             unflushed = false;
         }
-        let done = match st.end {
-            Some(End::Error(_)) | Some(End::Closed) => true,
-            Some(End::Goaway(_)) => st.ids.is_empty(),
-            None => st.users == 0,
-        };
-        if done {
-            let end = match st.end {
-                Some(e) => e,
-                None => End::Closed,
+        // Done when the slots are gone, at a connection error, or once the streams still
+        // allowed to finish (below a GOAWAY's last id, or before the ids ran out) have.
+        let done = st.users == 0
+            || match st.end {
+                Some(End::Error(_)) => true,
+                Some(End::Goaway(_)) | Some(End::Closed) => st.ids.is_empty(),
+                None => false,
             };
-            if st.users == 0 && st.end.is_none() {
-                st.end = Some(End::Closed);
-            }
+        if done {
+            let end = *st.end.get_or_insert(End::Closed);
             return Poll::Ready(end);
         }
         match &st.task {
