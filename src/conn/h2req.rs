@@ -24,8 +24,8 @@ pub struct H2Request {
     pub headers: HeaderMap,
     /// The body (`Content-Length` bytes after the head), if any.
     pub body: Option<Bytes>,
-    /// The request's header block: pseudo-fields, then the fields.
-    pub block: Vec<u8>,
+    /// The request's header blocks: pseudo-fields, then the fields.
+    pub blocks: hpack::Blocks,
     /// The scheme and authority a script's request falls back to (the target's).
     pub scheme: String,
     pub authority: String,
@@ -91,26 +91,24 @@ impl H2Request {
             Some(n) if n > 0 => Some(Bytes::copy_from_slice(&rest[..n.min(rest.len())])),
             _ => None,
         };
-        let mut block = Vec::with_capacity(64);
-        hpack::put_field_indexed(&mut block, b":method", method.as_str().as_bytes());
-        hpack::put_field_indexed(
-            &mut block,
-            b":scheme",
-            uri.scheme_str().unwrap_or(scheme).as_bytes(),
-        );
         let auth = uri.authority().map_or(authority, |a| a.as_str());
-        hpack::put_field_indexed(&mut block, b":authority", auth.as_bytes());
         let target = uri.path_and_query().map_or("/", |p| p.as_str());
-        hpack::put_field_indexed(&mut block, b":path", target.as_bytes());
-        for (name, value) in headers.iter() {
-            hpack::put_field_indexed(&mut block, name.as_str().as_bytes(), value.as_bytes());
-        }
+        let pseudo: [(&[u8], &[u8]); 4] = [
+            (b":method", method.as_str().as_bytes()),
+            (b":scheme", uri.scheme_str().unwrap_or(scheme).as_bytes()),
+            (b":authority", auth.as_bytes()),
+            (b":path", target.as_bytes()),
+        ];
+        let fields = headers
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+        let blocks = hpack::Blocks::new(pseudo.into_iter().chain(fields));
         Ok(H2Request {
             method,
             uri,
             headers,
             body,
-            block,
+            blocks,
             scheme: scheme.to_string(),
             authority: authority.to_string(),
         })
@@ -144,7 +142,7 @@ mod tests {
         // The block decodes to the pseudo-fields, then the fields, in lower case.
         let mut fields = Vec::new();
         hpack::Decoder::default()
-            .decode(&r.block, true, |n, v| {
+            .decode(&r.blocks.plain, true, |n, v| {
                 fields.push(format!(
                     "{}: {}",
                     String::from_utf8_lossy(n),

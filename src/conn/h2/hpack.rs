@@ -6,9 +6,13 @@
 //!   needed is decoded: `:status` always, every field when a script reads the headers, and
 //!   the fields the server asks to be indexed (to keep the table). Fields the server sends
 //!   without indexing are skipped unread when nobody reads them.
-//! - **Encoding** uses no dynamic table and no Huffman coding: each field is a literal never
-//!   added to a table (static-table names by index), so one block serves every request on
-//!   any connection, whatever the connection's state.
+//! - **Encoding** is done once per request, not per send, without Huffman coding ([`Blocks`]):
+//!   a *plain* block of literals never added to a table (static-table names by index), which
+//!   any connection may send whatever its state; and, for the run's own request, a *first*
+//!   block that asks the server to index the fields the static table does not hold whole, and
+//!   a *steady* block of one-byte references to them, which a connection sends from its
+//!   second request on (as h2load's and browsers' encoders do: the server then decodes a few
+//!   bytes a request instead of every literal).
 //!
 //! Hand-written, as the rest of the client (see `super`): on every response of an HTTP/2
 //! run.
@@ -181,12 +185,69 @@ pub fn put_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 /// Appends a field by its static-table index when the table holds it whole, else as
 /// [`put_field`] does.
 pub fn put_field_indexed(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    match STATIC
+    match static_index(name, value) {
+        Some(i) => put_integer(out, 0x80, 7, i),
+        None => put_field(out, name, value),
+    }
+}
+
+/// The static table's index of the field (`name`, `value`) when it holds it whole.
+fn static_index(name: &[u8], value: &[u8]) -> Option<usize> {
+    STATIC
         .iter()
         .position(|(n, v)| n.as_bytes() == name && v.as_bytes() == value)
-    {
-        Some(i) => put_integer(out, 0x80, 7, i + 1),
-        None => put_field(out, name, value),
+        .map(|i| i + 1)
+}
+
+/// One request's header blocks (see the module's doc).
+#[derive(Debug, Clone, Default)]
+pub struct Blocks {
+    /// Literals, never indexed.
+    pub plain: Vec<u8>,
+    /// The fields the static table lacks as literals with incremental indexing.
+    pub first: Vec<u8>,
+    /// The same fields as references to the entries `first` added.
+    pub steady: Vec<u8>,
+    /// The dynamic table size `first` takes (RFC 7541 §4.1).
+    pub table: usize,
+}
+
+impl Blocks {
+    /// The blocks of `fields` (lower-case names, pseudo-fields first).
+    pub fn new<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Blocks {
+        let mut b = Blocks::default();
+        // Each field's static index, or `None` for one `first` adds to the table.
+        let mut reps = Vec::new();
+        for (name, value) in fields {
+            if let Some(i) = static_index(name, value) {
+                put_integer(&mut b.plain, 0x80, 7, i);
+                put_integer(&mut b.first, 0x80, 7, i);
+                reps.push(Some(i));
+                continue;
+            }
+            put_field(&mut b.plain, name, value);
+            match STATIC.iter().position(|(n, _)| n.as_bytes() == name) {
+                Some(i) => put_integer(&mut b.first, 0x40, 6, i + 1),
+                None => {
+                    b.first.push(0x40);
+                    put_string(&mut b.first, name);
+                }
+            }
+            put_string(&mut b.first, value);
+            b.table += name.len() + value.len() + 32;
+            reps.push(None);
+        }
+        // The newest entry is index 62: the last field `first` added.
+        let added = reps.iter().filter(|r| r.is_none()).count();
+        let mut k = 0;
+        for r in reps {
+            let i = r.unwrap_or_else(|| {
+                k += 1;
+                62 + added - k
+            });
+            put_integer(&mut b.steady, 0x80, 7, i);
+        }
+        b
     }
 }
 
@@ -517,6 +578,38 @@ mod tests {
             ),
             Err(HpackError::Integer)
         );
+    }
+
+    /// A request's first block fills the server's table so that its steady block decodes to
+    /// the same fields, again and again.
+    #[test]
+    fn first_and_steady_blocks_decode_to_the_plain_fields() {
+        let req: [(&[u8], &[u8]); 5] = [
+            (b":method", b"GET"),
+            (b":scheme", b"https"),
+            (b":authority", b"h:8443"),
+            (b":path", b"/x"),
+            (b"x-custom", b"v"),
+        ];
+        let b = Blocks::new(req);
+        assert_eq!(b.table, (10 + 6 + 32) + (5 + 2 + 32) + (8 + 1 + 32));
+        assert_eq!(b.steady, [0x82, 0x87, 0x80 | 64, 0x80 | 63, 0x80 | 62]);
+        let decoded = |d: &mut Decoder, block: &[u8]| fields(d, block).1;
+        let want: Vec<(String, String)> = req
+            .iter()
+            .map(|(n, v)| {
+                (
+                    String::from_utf8(n.to_vec()).unwrap(),
+                    String::from_utf8(v.to_vec()).unwrap(),
+                )
+            })
+            .collect();
+        let mut server = Decoder::default();
+        assert_eq!(decoded(&mut server, &b.first), want);
+        assert_eq!(decoded(&mut server, &b.steady), want);
+        assert_eq!(decoded(&mut server, &b.steady), want);
+        assert_eq!(decoded(&mut Decoder::default(), &b.plain), want);
+        assert_eq!(server.size, b.table);
     }
 
     /// A request's block, decoded back (RFC 7541 C.3.1's fields).

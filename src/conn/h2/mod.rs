@@ -324,8 +324,9 @@ impl<C: Connector> Exchange for H2Slot<C> {
                 Err(Stop) => return (Next::Stop, 1),
             }
         };
-        let req = match scripted {
-            None => &self.conn.thread.request,
+        // The run's own request may use the connection's table; a script's is sent plain.
+        let (req, indexed) = match scripted {
+            None => (&self.conn.thread.request, true),
             Some(r) => {
                 let same = matches!(&self.scripted, Some((b, _)) if *b == r.bytes);
                 if !same {
@@ -338,7 +339,7 @@ impl<C: Connector> Exchange for H2Slot<C> {
                         }
                     }
                 }
-                &self.scripted.as_ref().expect("parsed above").1
+                (&self.scripted.as_ref().expect("parsed above").1, false)
             }
         };
         let sent = ctx.now();
@@ -360,7 +361,7 @@ impl<C: Connector> Exchange for H2Slot<C> {
         // Ready at once unless the server's stream limit holds this slot back.
         let open = std::future::poll_fn(|cx| wire.poll_open(index, cx));
         let sent_on = match before(ctx, open, timer.as_mut(), timer_ns, deadline_ns).await {
-            Some(Ok(())) => wire.send(index, &req.block, req.body.as_ref(), wants),
+            Some(Ok(())) => wire.send(index, &req.blocks, indexed, req.body.as_ref(), wants),
             Some(Err(e)) => Err(e),
             None => {
                 let now = ctx.now();

@@ -159,6 +159,14 @@ struct State {
     block_buf: Vec<u8>,
     /// The server's first frame (its SETTINGS) was read.
     settings_seen: bool,
+    /// The encoder's dynamic table size (the server's SETTINGS_HEADER_TABLE_SIZE; 0 once it
+    /// lowered it: the client then stops indexing), and a size update the next block must
+    /// begin with (RFC 7541 §4.2).
+    enc_max: usize,
+    enc_update: Option<usize>,
+    /// The run's request's first block went out on this connection: its fields are in the
+    /// server's table.
+    indexed: bool,
 }
 
 /// One HTTP/2 connection, shared by its slots and its task.
@@ -211,6 +219,9 @@ impl Wire {
                 block: None,
                 block_buf: Vec::new(),
                 settings_seen: false,
+                enc_max: hpack::TABLE_SIZE,
+                enc_update: None,
+                indexed: false,
             }),
         })
     }
@@ -253,13 +264,15 @@ impl Wire {
         Poll::Pending
     }
 
-    /// Opens `slot`'s stream and queues its request: the header block `block` and the body.
-    /// `wants`: the response's fields and body are kept for [`Wire::take_response`]. Call
-    /// after [`Wire::poll_open`] said `Ok`.
+    /// Opens `slot`'s stream and queues its request: its header blocks (`indexed`: the run's
+    /// own request, which may use the server's table once the server's SETTINGS are in) and
+    /// body. `wants`: the response's fields and body are kept for [`Wire::take_response`].
+    /// Call after [`Wire::poll_open`] said `Ok`.
     pub fn send(
         &self,
         slot: usize,
-        block: &[u8],
+        blocks: &hpack::Blocks,
+        indexed: bool,
         body: Option<&Bytes>,
         wants: bool,
     ) -> Result<(), End> {
@@ -293,7 +306,23 @@ impl Wire {
         s.spans.clear();
         s.data.clear();
         let body = body.filter(|b| !b.is_empty());
-        frame::put_headers(&mut st.out, id, block, body.is_none(), st.max_frame);
+        let block = if !indexed || !st.settings_seen || blocks.table > st.enc_max {
+            &blocks.plain
+        } else if st.indexed {
+            &blocks.steady
+        } else {
+            st.indexed = true;
+            &blocks.first
+        };
+        match st.enc_update.take() {
+            None => frame::put_headers(&mut st.out, id, block, body.is_none(), st.max_frame),
+            Some(size) => {
+                let mut b = Vec::with_capacity(block.len() + 4);
+                hpack::put_integer(&mut b, 0x20, 5, size);
+                b.extend_from_slice(block);
+                frame::put_headers(&mut st.out, id, &b, body.is_none(), st.max_frame);
+            }
+        }
         match body {
             None => st.queued(slot),
             Some(b) => {
@@ -642,8 +671,12 @@ impl State {
                     }
                     self.max_frame = v as usize;
                 }
-                // The client's encoder uses no dynamic table; push is off; the rest is advice.
-                frame::SETTINGS_HEADER_TABLE_SIZE | frame::SETTINGS_ENABLE_PUSH => {}
+                // Lowered: the table is emptied by the next block and no longer used.
+                frame::SETTINGS_HEADER_TABLE_SIZE if (v as usize) < self.enc_max => {
+                    self.enc_max = 0;
+                    self.enc_update = Some(0);
+                }
+                // Push is off; the rest is advice.
                 _ => {}
             }
         }
@@ -931,9 +964,8 @@ mod tests {
     }
 
     fn send(w: &Wire, slot: usize, wants: bool) {
-        let mut block = Vec::new();
-        hpack::put_field_indexed(&mut block, b":method", b"GET");
-        w.send(slot, &block, None, wants).unwrap();
+        let blocks = hpack::Blocks::new([(&b":method"[..], &b"GET"[..])]);
+        w.send(slot, &blocks, false, None, wants).unwrap();
     }
 
     #[test]
@@ -1023,7 +1055,8 @@ mod tests {
         st.frames(&server_flight(None)).unwrap();
         drop(st);
         let body = Bytes::from(vec![b'b'; 70_000]);
-        w.send(0, &[0x83], Some(&body), false).unwrap();
+        let blocks = hpack::Blocks::new([(&b":method"[..], &b"POST"[..])]);
+        w.send(0, &blocks, false, Some(&body), false).unwrap();
         let st = w.st.borrow();
         assert_eq!(st.send_window, 0);
         assert!(st.streams[0].body.is_some());
@@ -1054,6 +1087,32 @@ mod tests {
         let mut b = server_flight(None);
         frame::put_head(&mut b, 20_000, frame::DATA, 0, 1);
         assert!(w.st.borrow_mut().frames(&b).is_err());
+    }
+
+    /// The run's request indexes its fields once the server's SETTINGS are in, and refers to
+    /// them after; a server that lowers its table size gets a size update and plain blocks.
+    #[test]
+    fn the_runs_request_uses_the_servers_table_while_it_may() {
+        let blocks = hpack::Blocks::new([(&b":authority"[..], &b"h:1"[..])]);
+        let sent = |w: &Wire, slot: usize| {
+            let mut st = w.st.borrow_mut();
+            st.out.clear();
+            st.wpos = 0;
+            drop(st);
+            w.send(slot, &blocks, true, None, false).unwrap();
+            w.st.borrow().out[frame::HEADER..].to_vec()
+        };
+        let w = Wire::new(4);
+        assert_eq!(sent(&w, 0), blocks.plain);
+        w.st.borrow_mut().frames(&server_flight(None)).unwrap();
+        assert_eq!(sent(&w, 1), blocks.first);
+        assert_eq!(sent(&w, 2), blocks.steady);
+        let mut b = Vec::new();
+        frame::put_settings(&mut b, &[(frame::SETTINGS_HEADER_TABLE_SIZE, 0)]);
+        w.st.borrow_mut().frames(&b).unwrap();
+        let mut want = vec![0x20];
+        want.extend_from_slice(&blocks.plain);
+        assert_eq!(sent(&w, 3), want);
     }
 
     fn futures_noop() -> Waker {
