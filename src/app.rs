@@ -88,6 +88,7 @@ fn knobs(a: &KnobArgs) -> Result<Knobs> {
         close_every: a.close_every,
         auth: a.auth,
         max_streams: a.max_streams,
+        h2_window: a.h2_window.unwrap_or(crate::server::H2_WINDOW),
         reset_every: a.reset_every,
         http1_only: a.http1_only,
     })

@@ -55,6 +55,9 @@ pub struct H2Errors {
     pub goaway: u64,
     /// Connections that failed otherwise (a protocol error, a reset or closed socket).
     pub connection: u64,
+    /// Requests whose body did not fit the server's flow-control windows, so that its rest
+    /// waited for a WINDOW_UPDATE (a flow-control stall; the request goes on when it comes).
+    pub flow_control: u64,
 }
 
 impl AddAssign<&H2Errors> for H2Errors {
@@ -63,6 +66,7 @@ impl AddAssign<&H2Errors> for H2Errors {
         self.refused_stream += o.refused_stream;
         self.goaway += o.goaway;
         self.connection += o.connection;
+        self.flow_control += o.flow_control;
     }
 }
 

@@ -88,6 +88,9 @@ pub struct Knobs {
     /// HTTP/2: the SETTINGS_MAX_CONCURRENT_STREAMS the server announces (hyper's default
     /// otherwise: 200).
     pub max_streams: Option<u32>,
+    /// HTTP/2: the initial stream and connection windows the server gives the client
+    /// ([`H2_WINDOW`] unless a test asks for flow-control stalls).
+    pub h2_window: u32,
     /// Fail every N-th request on a connection: HTTP/2 resets its stream (RST_STREAM,
     /// INTERNAL_ERROR); HTTP/1.1 closes the connection without a response.
     pub reset_every: Option<u64>,
@@ -109,6 +112,7 @@ impl Default for Knobs {
             close_every: None,
             auth: false,
             max_streams: None,
+            h2_window: H2_WINDOW,
             reset_every: None,
             http1_only: false,
         }
@@ -587,8 +591,8 @@ where
     builder
         .http2()
         .max_concurrent_streams(knobs.max_streams)
-        .initial_stream_window_size(H2_WINDOW)
-        .initial_connection_window_size(H2_WINDOW);
+        .initial_stream_window_size(knobs.h2_window)
+        .initial_connection_window_size(knobs.h2_window);
     let c = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(c);
     tokio::select! {
@@ -600,4 +604,4 @@ where
 
 /// The server's HTTP/2 flow-control windows (stream and connection): large, as the client's,
 /// so that neither side waits for WINDOW_UPDATEs.
-const H2_WINDOW: u32 = (1 << 30) - 1;
+pub const H2_WINDOW: u32 = (1 << 30) - 1;

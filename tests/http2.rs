@@ -2,7 +2,8 @@
 //! knowledge, h2 by ALPN over TLS): what ran is reported, `-R` stays exact over connections x
 //! streams, a server's SETTINGS_MAX_CONCURRENT_STREAMS clamps the streams and the report says
 //! so, scripts run unmodified, a TLS server that does not select h2 is one clear error, stream
-//! resets and GOAWAYs are counted and the run goes on, and a stall is corrected.
+//! resets, GOAWAYs and flow-control stalls are counted and the run goes on, and a stall is
+//! corrected.
 
 use std::io::Write;
 use std::path::Path;
@@ -224,6 +225,37 @@ fn stream_resets_are_counted_and_the_run_goes_on() {
     assert_eq!(j["errors"]["h2"]["connection"], 0, "{text}");
     assert_eq!(parse(&text).requests, 900, "{text}");
     assert!(text.contains("HTTP/2 errors: RST_STREAM 100"), "{text}");
+}
+
+#[test]
+fn bodies_larger_than_the_servers_window_are_flow_control_stalls() {
+    // The server's windows are the protocol's smallest (65535 bytes): every 100 kB body
+    // waits for a WINDOW_UPDATE, and each request still completes; a small body never waits.
+    let s = serve(&["--h2-window", "65535"]);
+    let big = "x".repeat(100_000);
+    for (body, stalls) in [(big.as_str(), 200), ("small", 0)] {
+        let (text, j) = run_json(&[
+            "--http2",
+            "-t1",
+            "-c2",
+            "--streams",
+            "2",
+            "-R100",
+            "-d2s",
+            "-m",
+            "POST",
+            "--body",
+            body,
+            &s.url,
+        ]);
+        let h2 = &j["errors"]["h2"];
+        assert_eq!(h2["flow_control_stalls"], stalls, "{text}");
+        assert_eq!(j["errors"]["read"], 0, "{text}");
+        assert_eq!(parse(&text).requests, 200, "{text}");
+        if stalls > 0 {
+            assert!(text.contains("flow-control stalls 200"), "{text}");
+        }
+    }
 }
 
 #[test]

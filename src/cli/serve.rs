@@ -71,6 +71,11 @@ pub struct KnobArgs {
     /// HTTP/2: announce this SETTINGS_MAX_CONCURRENT_STREAMS (default 200)
     #[arg(long = "max-streams", value_name = "N")]
     pub max_streams: Option<u32>,
+    /// HTTP/2: the server's initial stream and connection flow-control windows, 65535 to
+    /// 2147483647 bytes (default 1073741823); a request body larger than it waits for the
+    /// server's WINDOW_UPDATEs
+    #[arg(long = "h2-window", value_name = "BYTES", value_parser = clap::value_parser!(u32).range(65535..=2147483647))]
+    pub h2_window: Option<u32>,
     /// Fail every N-th request on a connection: HTTP/2 resets its stream (RST_STREAM),
     /// HTTP/1.1 closes the connection
     #[arg(long = "reset-every", value_name = "N")]

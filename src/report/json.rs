@@ -298,6 +298,10 @@ pub struct H2ErrorsDoc {
     pub goaway: u64,
     /// Connections that failed otherwise.
     pub connection: u64,
+    /// Requests whose body waited for the server's flow-control window. Added within version
+    /// 1: 0 in older files.
+    #[serde(default)]
+    pub flow_control_stalls: u64,
 }
 
 /// `latency`.
@@ -534,6 +538,7 @@ pub fn to_document(r: &RunResult) -> Document {
                 refused_stream: st.errors.h2.refused_stream,
                 goaway: st.errors.h2.goaway,
                 connection: st.errors.h2.connection,
+                flow_control_stalls: st.errors.h2.flow_control,
             },
         },
         status,

@@ -145,6 +145,7 @@ pub fn from_document(d: Document) -> Result<RunResult> {
             refused_stream: d.errors.h2.refused_stream,
             goaway: d.errors.h2.goaway,
             connection: d.errors.h2.connection,
+            flow_control: d.errors.h2.flow_control_stalls,
         },
     };
     stats.h2_streams_clamp = c.streams_clamp;

@@ -238,8 +238,9 @@ pub fn write_report(w: &mut impl Write, s: &Summary) -> io::Result<()> {
     if *h2 != crate::record::H2Errors::default() {
         writeln!(
             w,
-            "  HTTP/2 errors: RST_STREAM {} ({} refused), GOAWAY {}, connection {}",
-            h2.rst_stream, h2.refused_stream, h2.goaway, h2.connection
+            "  HTTP/2 errors: RST_STREAM {} ({} refused), GOAWAY {}, connection {}, \
+             flow-control stalls {}",
+            h2.rst_stream, h2.refused_stream, h2.goaway, h2.connection, h2.flow_control
         )?;
     }
     if e.socket() > 0 {

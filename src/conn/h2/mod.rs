@@ -386,6 +386,9 @@ impl<C: Connector> Exchange for H2Slot<C> {
                 out,
             );
         }
+        if sent_on == Ok(true) {
+            conn.thread.count(|e| &mut e.flow_control);
+        }
         let ended = std::future::poll_fn(|cx| wire.poll_outcome(index, cx));
         match before(ctx, ended, timer.as_mut(), timer_ns, deadline_ns).await {
             Some(Outcome::Done) => {}

@@ -267,7 +267,8 @@ impl Wire {
     /// Opens `slot`'s stream and queues its request: its header blocks (`indexed`: the run's
     /// own request, which may use the server's table once the server's SETTINGS are in) and
     /// body. `wants`: the response's fields and body are kept for [`Wire::take_response`].
-    /// Call after [`Wire::poll_open`] said `Ok`.
+    /// Call after [`Wire::poll_open`] said `Ok`. `Ok(true)`: the body did not fit the server's
+    /// flow-control windows, and the rest waits until it opens them (a flow-control stall).
     pub fn send(
         &self,
         slot: usize,
@@ -275,7 +276,7 @@ impl Wire {
         indexed: bool,
         body: Option<&Bytes>,
         wants: bool,
-    ) -> Result<(), End> {
+    ) -> Result<bool, End> {
         let st = &mut *self.st.borrow_mut();
         if let Some(e) = st.end {
             return Err(e);
@@ -323,15 +324,19 @@ impl Wire {
                 frame::put_headers(&mut st.out, id, &b, body.is_none(), st.max_frame);
             }
         }
-        match body {
-            None => st.queued(slot),
+        let stalled = match body {
+            None => {
+                st.queued(slot);
+                false
+            }
             Some(b) => {
                 st.streams[slot].body = Some((b.clone(), 0));
                 st.send_body(slot);
+                st.streams[slot].body.is_some()
             }
-        }
+        };
         st.wake_task();
-        Ok(())
+        Ok(stalled)
     }
 
     /// Ready with `slot`'s stream's outcome once it ended.
@@ -1056,7 +1061,7 @@ mod tests {
         drop(st);
         let body = Bytes::from(vec![b'b'; 70_000]);
         let blocks = hpack::Blocks::new([(&b":method"[..], &b"POST"[..])]);
-        w.send(0, &blocks, false, Some(&body), false).unwrap();
+        assert_eq!(w.send(0, &blocks, false, Some(&body), false), Ok(true));
         let st = w.st.borrow();
         assert_eq!(st.send_window, 0);
         assert!(st.streams[0].body.is_some());
