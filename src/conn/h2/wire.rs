@@ -472,14 +472,20 @@ impl State {
         }
     }
 
-    /// Ends `slot`'s stream with `o` and wakes its slot.
+    /// Ends `slot`'s stream with `o` and wakes its slot. A complete response that came before
+    /// all of the request's body was sent ends the stream for the client too: the rest is not
+    /// sent, and RST_STREAM (CANCEL) says so, so that the server need not keep the stream open
+    /// for it (RFC 9113 §8.1 lets a server answer early; its own RST_STREAM may cross ours).
     fn finish(&mut self, slot: usize, o: Outcome) {
         let s = &mut self.streams[slot];
         s.outcome = Some(o);
-        s.body = None;
+        let abandoned = s.body.take().is_some();
         let id = s.id;
         if let Some(w) = s.waker.take() {
             w.wake();
+        }
+        if abandoned && o == Outcome::Done {
+            frame::put_rst(&mut self.out, id, frame::CANCEL);
         }
         self.pending.retain(|&p| p != slot);
         self.close(id);
@@ -1075,6 +1081,24 @@ mod tests {
         assert!(st.streams[0].body.is_none());
         assert_eq!(st.unwritten.len(), 1);
         assert_eq!(st.send_window, 65_535 + 10_000 - 70_000);
+    }
+
+    #[test]
+    fn an_early_response_cancels_the_rest_of_the_body() {
+        let w = Wire::new(1);
+        w.st.borrow_mut().frames(&server_flight(None)).unwrap();
+        let body = Bytes::from(vec![b'b'; 70_000]);
+        let blocks = hpack::Blocks::new([(&b":method"[..], &b"POST"[..])]);
+        assert_eq!(w.send(0, &blocks, false, Some(&body), false), Ok(true));
+        let mut b = Vec::new();
+        response(&mut b, 1, b"");
+        let mut st = w.st.borrow_mut();
+        st.frames(&b).unwrap();
+        assert_eq!(st.streams[0].outcome, Some(Outcome::Done));
+        assert!(st.streams[0].body.is_none() && st.pending.is_empty());
+        let mut rst = Vec::new();
+        frame::put_rst(&mut rst, 1, frame::CANCEL);
+        assert!(st.out.ends_with(&rst));
     }
 
     #[test]
